@@ -1,0 +1,103 @@
+//! The admin listener (loopback by default): liveness, readiness, the active config, upstream
+//! health, and a reload trigger.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::runtime::Shared;
+
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(route(&shared, req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let rt = shared.current.load_full();
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => reply(StatusCode::OK, json!({ "status": "ok" })),
+        (&Method::GET, "/readyz") if shared.is_draining() => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "draining" }),
+        ),
+        (&Method::GET, "/readyz") => reply(
+            StatusCode::OK,
+            json!({ "status": "ready", "generation": rt.generation }),
+        ),
+        (&Method::GET, "/config") => reply(
+            StatusCode::OK,
+            json!({
+                "generation": rt.generation,
+                "path": rt.loaded.path,
+                "config": rt.loaded.config,
+            }),
+        ),
+        (&Method::GET, "/upstreams") => {
+            let ups: serde_json::Map<_, _> = rt
+                .upstreams
+                .iter()
+                .map(|(name, u)| {
+                    let targets: Vec<_> = u
+                        .targets
+                        .iter()
+                        .map(|t| {
+                            json!({
+                                "address": t.authority.as_str(),
+                                "weight": t.weight,
+                                "healthy": t.healthy(),
+                                "in_flight": t.in_flight(),
+                            })
+                        })
+                        .collect();
+                    (name.clone(), json!({ "targets": targets }))
+                })
+                .collect();
+            reply(StatusCode::OK, serde_json::Value::Object(ups))
+        }
+        (&Method::POST, "/reload") => match crate::reload::reload(shared).await {
+            Ok(generation) => reply(StatusCode::OK, json!({ "generation": generation })),
+            Err(errors) => reply(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({
+                    "generation": rt.generation,
+                    "errors": errors.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                }),
+            ),
+        },
+        _ => crate::error::problem(
+            StatusCode::NOT_FOUND,
+            "admin endpoints: GET /healthz, /readyz, /config, /upstreams; POST /reload",
+        ),
+    }
+}
+
+fn reply(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}

@@ -1,0 +1,253 @@
+//! Reading `gateway.toml`: parse (serde reports bad keys and values where they stand), then
+//! validate what only the whole file can tell (references, combinations, files it names).
+
+mod error;
+mod schema;
+mod types;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use schema::*;
+pub use types::{
+    HeaderNameStr, HostPattern, MethodName, PathPattern, PathPrefix, TargetAddr, pattern_segments,
+};
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use error::Locator;
+
+/// A validated config and where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub path: PathBuf,
+}
+
+impl Loaded {
+    /// A path from the file, taken relative to the file's folder.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        resolve(&self.path, p)
+    }
+}
+
+fn resolve(config_path: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        config_path
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join(p)
+    }
+}
+
+/// Reads, parses and validates a config file, returning every problem found.
+pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read the config file: {e}"),
+        }])
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates config text; `path` names the file in errors and anchors relative paths.
+pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigErrors> {
+    let loc = Locator { file: path, text };
+    let config: Config = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        ConfigErrors(vec![loc.at(span, e.message().trim_end().to_string())])
+    })?;
+    let errors = validate(&config, &loc);
+    if errors.is_empty() {
+        Ok(Loaded {
+            config,
+            path: path.to_path_buf(),
+        })
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn validate(c: &Config, loc: &Locator) -> Vec<ConfigError> {
+    let mut errs = Vec::new();
+
+    let mut addrs = HashSet::new();
+    for l in &c.listeners {
+        if !addrs.insert(l.get_ref().address) {
+            errs.push(loc.at(
+                l.span(),
+                format!(
+                    "two listeners use address {}; give each listener its own address",
+                    l.get_ref().address
+                ),
+            ));
+        }
+        if let Some(tls) = &l.get_ref().tls {
+            let cert = resolve(loc.file, tls.cert.get_ref());
+            let key = resolve(loc.file, tls.key.get_ref());
+            if let Err(e) = crate::server::tls::server_config(&cert, &key, true) {
+                errs.push(loc.at(tls.cert.span(), e.to_string()));
+            }
+        }
+    }
+    if c.admin.enabled && addrs.contains(&c.admin.address) {
+        errs.push(loc.at(
+            0..0,
+            format!(
+                "the admin address {} is also a listener's; set [admin] address to another port",
+                c.admin.address
+            ),
+        ));
+    }
+    if let Some(demo) = &c.demo_backend
+        && (addrs.contains(&demo.address) || (c.admin.enabled && demo.address == c.admin.address))
+    {
+        errs.push(loc.at(
+            0..0,
+            format!(
+                "[demo_backend] address {} is already taken by a listener or the admin; pick a free port",
+                demo.address
+            ),
+        ));
+    }
+
+    for (name, u) in &c.upstreams {
+        validate_upstream(name, u, loc, &mut errs);
+    }
+
+    let mut names = HashSet::new();
+    for (i, r) in c.routes.iter().enumerate() {
+        let route = r.get_ref();
+        let label = route_name(route, i);
+        if let Some(n) = &route.name
+            && !names.insert(n.get_ref().clone())
+        {
+            errs.push(loc.at(
+                n.span(),
+                format!("two routes are named `{label}`; route names must be unique"),
+            ));
+        }
+        if !c.upstreams.contains_key(route.upstream.get_ref()) {
+            let known: Vec<&str> = c.upstreams.keys().map(String::as_str).collect();
+            let hint = if known.is_empty() {
+                "no upstream is defined yet".to_string()
+            } else {
+                format!("defined: {}", known.join(", "))
+            };
+            errs.push(loc.at(
+                route.upstream.span(),
+                format!(
+                    "route `{label}` uses upstream `{u}`, which is not defined; add [upstreams.{u}] or use a defined one ({hint})",
+                    u = route.upstream.get_ref()
+                ),
+            ));
+        }
+        if let (Some(p), Some(_)) = (&route.path, &route.path_prefix) {
+            errs.push(loc.at(
+                p.span(),
+                format!("route `{label}` sets both `path` and `path_prefix`; keep one"),
+            ));
+        }
+        let strip = route.strip_prefix.as_ref().filter(|s| *s.get_ref());
+        if route.path_prefix.is_none() {
+            if let Some(s) = strip {
+                errs.push(loc.at(
+                    s.span(),
+                    format!("route `{label}` sets `strip_prefix` but has no `path_prefix` to strip; add `path_prefix`"),
+                ));
+            }
+            if let Some(s) = &route.rewrite_prefix {
+                errs.push(loc.at(
+                    s.span(),
+                    format!("route `{label}` sets `rewrite_prefix` but has no `path_prefix` to rewrite; add `path_prefix`"),
+                ));
+            }
+        }
+        if let (Some(s), Some(_)) = (strip, &route.rewrite_prefix) {
+            errs.push(loc.at(
+                s.span(),
+                format!("route `{label}` sets both `strip_prefix` and `rewrite_prefix`; `rewrite_prefix = \"/\"` strips"),
+            ));
+        }
+        if let Some(p) = route.plugins.first() {
+            errs.push(loc.at(
+                p.span(),
+                format!("route `{label}` lists plugins, but this build has no plugin runtime yet; remove `plugins`"),
+            ));
+        }
+    }
+    errs
+}
+
+fn validate_upstream(
+    name: &str,
+    u: &toml::Spanned<Upstream>,
+    loc: &Locator,
+    errs: &mut Vec<ConfigError>,
+) {
+    let up = u.get_ref();
+    if up.targets.is_empty() {
+        errs.push(loc.at(
+            u.span(),
+            format!("upstream `{name}` has no targets; add targets = [\"host:port\"]"),
+        ));
+    }
+    let balance = up
+        .balance
+        .as_ref()
+        .map(|b| *b.get_ref())
+        .unwrap_or_default();
+    let balance_span = up.balance.as_ref().map_or_else(|| u.span(), |b| b.span());
+    for t in &up.targets {
+        let target = t.get_ref();
+        if target.weight == 0 {
+            errs.push(loc.at(
+                t.span(),
+                format!(
+                    "target {} of upstream `{name}` has weight 0; remove the target instead",
+                    target.address
+                ),
+            ));
+        } else if target.weight != 1 && balance != Balance::Weighted {
+            errs.push(loc.at(
+                t.span(),
+                format!(
+                    "target {} of upstream `{name}` has a weight, but weights only count with balance = \"weighted\"; set that or drop the weight",
+                    target.address
+                ),
+            ));
+        }
+    }
+    match (balance, &up.hash_on) {
+        (Balance::Hash, None) => errs.push(loc.at(
+            balance_span,
+            format!(
+                "upstream `{name}` balances by hash but has no `hash_on`; add hash_on = \"client_ip\", {{ header = \"x-user\" }} or {{ cookie = \"session\" }}"
+            ),
+        )),
+        (b, Some(_)) if b != Balance::Hash => errs.push(loc.at(
+            balance_span,
+            format!("upstream `{name}` sets `hash_on` but balance is not \"hash\"; set balance = \"hash\" or drop hash_on"),
+        )),
+        _ => {}
+    }
+    if let Some(tls) = &up.tls
+        && let Some(ca) = &tls.ca
+    {
+        let path = resolve(loc.file, ca.get_ref());
+        if let Err(e) = crate::upstream::tls::read_ca(&path) {
+            errs.push(loc.at(ca.span(), e.to_string()));
+        }
+    }
+}
+
+/// The name a route is known by in logs and errors.
+pub fn route_name(r: &Route, index: usize) -> String {
+    r.name
+        .as_ref()
+        .map_or_else(|| format!("route-{}", index + 1), |n| n.get_ref().clone())
+}

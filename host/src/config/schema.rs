@@ -1,0 +1,357 @@
+//! The `gateway.toml` file format. Every table refuses unknown keys, so a typo is an error with its
+//! line and column rather than a silently ignored setting.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use super::types::{HeaderNameStr, HostPattern, MethodName, PathPattern, PathPrefix, TargetAddr};
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: Server,
+    #[serde(default = "default_listeners")]
+    pub listeners: Vec<Spanned<Listener>>,
+    #[serde(default)]
+    pub admin: Admin,
+    #[serde(default)]
+    pub log: Log,
+    /// A small echo server started inside the gateway process, so the example config answers
+    /// without any other service running.
+    pub demo_backend: Option<DemoBackend>,
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, Spanned<Upstream>>,
+    #[serde(default)]
+    pub routes: Vec<Spanned<Route>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Worker threads; defaults to the number of cores.
+    pub workers: Option<usize>,
+    #[serde(default = "default_shutdown_timeout", with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// How long a client may take to send its request head.
+    #[serde(default = "default_header_timeout", with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Watch the config file and reload it when it changes.
+    #[serde(default = "yes")]
+    pub watch_config: bool,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            workers: None,
+            shutdown_timeout: default_shutdown_timeout(),
+            header_read_timeout: default_header_timeout(),
+            watch_config: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    pub address: SocketAddr,
+    pub tls: Option<ServerTls>,
+    /// Offer HTTP/2 (ALPN `h2` on TLS, prior knowledge on plain listeners).
+    #[serde(default = "yes")]
+    pub http2: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTls {
+    pub cert: Spanned<PathBuf>,
+    pub key: Spanned<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    #[serde(default = "default_admin_address")]
+    pub address: SocketAddr,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            address: default_admin_address(),
+            enabled: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    /// A `tracing` filter such as `info` or `wasmgate=debug`; `RUST_LOG` overrides it.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    #[serde(default)]
+    pub format: LogFormat,
+    /// One line per request with route, upstream, status, latency and bytes.
+    #[serde(default = "yes")]
+    pub access: bool,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: default_log_level(),
+            format: LogFormat::Text,
+            access: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DemoBackend {
+    pub address: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub targets: Vec<Spanned<Target>>,
+    pub balance: Option<Spanned<Balance>>,
+    pub hash_on: Option<HashOn>,
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Time allowed for the upstream's response head, after the request was sent.
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Speak HTTP/2 to the targets (prior knowledge on plain TCP, ALPN with TLS).
+    #[serde(default)]
+    pub http2: bool,
+    /// Present means TLS to the targets.
+    pub tls: Option<UpstreamTls>,
+    /// Send the client's `Host` rather than the target's address.
+    #[serde(default = "yes")]
+    pub preserve_host: bool,
+    #[serde(default)]
+    pub health: Health,
+    #[serde(default)]
+    pub pool: Pool,
+}
+
+/// A target is written `"host:port"` or `{ address = "host:port", weight = 3 }`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Target {
+    pub address: TargetAddr,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    #[default]
+    RoundRobin,
+    Weighted,
+    LeastConn,
+    Hash,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum HashOn {
+    ClientIp,
+    Header(HeaderNameStr),
+    Cookie(String),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTls {
+    /// PEM file of the CA(s) that sign the targets' certificates; the public roots otherwise.
+    pub ca: Option<Spanned<PathBuf>>,
+    /// Name to verify the targets' certificates against; the target's host otherwise.
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// Consecutive failed connections that take a target out of rotation.
+    #[serde(default = "default_max_fails")]
+    pub max_fails: u32,
+    /// How long a failed target stays out before it is tried again.
+    #[serde(default = "default_fail_timeout", with = "humantime_serde")]
+    pub fail_timeout: Duration,
+    /// Active checks: `GET path` on every target each interval; a non-2xx/3xx takes it out.
+    pub check: Option<HealthCheck>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            max_fails: default_max_fails(),
+            fail_timeout: default_fail_timeout(),
+            check: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    pub path: PathPrefix,
+    #[serde(default = "default_check_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(default = "default_check_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    #[serde(default = "default_pool_idle", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    #[serde(default = "default_pool_max_idle")]
+    pub max_idle_per_target: usize,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool {
+            idle_timeout: default_pool_idle(),
+            max_idle_per_target: default_pool_max_idle(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Shown in logs; defaults to `route-N` (N counts from 1 in file order).
+    pub name: Option<Spanned<String>>,
+    /// Exact names or `*.example.com`; empty matches any host.
+    #[serde(default)]
+    pub hosts: Vec<HostPattern>,
+    /// Exact path, or a pattern with `{param}` segments.
+    pub path: Option<Spanned<PathPattern>>,
+    /// Matches this path and everything below it, segment by segment.
+    pub path_prefix: Option<Spanned<PathPrefix>>,
+    #[serde(default)]
+    pub methods: Vec<MethodName>,
+    /// Headers that must be present with exactly these values.
+    #[serde(default)]
+    pub headers: BTreeMap<HeaderNameStr, String>,
+    /// Query parameters that must be present with exactly these values.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// Higher wins when several routes match.
+    #[serde(default)]
+    pub priority: i32,
+    /// Remove the matched `path_prefix` before forwarding.
+    pub strip_prefix: Option<Spanned<bool>>,
+    /// Replace the matched `path_prefix` with this before forwarding.
+    pub rewrite_prefix: Option<Spanned<PathPrefix>>,
+    pub upstream: Spanned<String>,
+    /// The plugin chain (filled by the plugin runtime).
+    #[serde(default)]
+    pub plugins: Vec<Spanned<toml::Value>>,
+}
+
+impl<'de> Deserialize<'de> for Target {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            address: TargetAddr,
+            #[serde(default = "one")]
+            weight: u32,
+        }
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Target;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(r#""host:port" or { address = "host:port", weight = N }"#)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Target, E> {
+                let address = TargetAddr::try_from(v.to_string()).map_err(E::custom)?;
+                Ok(Target { address, weight: 1 })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Target, A::Error> {
+                let t = Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(Target {
+                    address: t.address,
+                    weight: t.weight,
+                })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+fn default_listeners() -> Vec<Spanned<Listener>> {
+    vec![Spanned::new(
+        0..0,
+        Listener {
+            address: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            tls: None,
+            http2: true,
+        },
+    )]
+}
+fn default_admin_address() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9901))
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_max_fails() -> u32 {
+    1
+}
+fn default_fail_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_check_interval() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_check_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_pool_idle() -> Duration {
+    Duration::from_secs(90)
+}
+fn default_pool_max_idle() -> usize {
+    256
+}
+fn yes() -> bool {
+    true
+}
+fn one() -> u32 {
+    1
+}

@@ -1,0 +1,177 @@
+//! Values that are checked as they are read, so a bad one is reported at its own line and column.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! validated_string {
+    ($(#[$doc:meta])* $name:ident, $check:path) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                $check(&s).map(|()| $name(s))
+            }
+        }
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+validated_string!(
+    /// `host:port` of an upstream target.
+    TargetAddr,
+    check_target
+);
+validated_string!(
+    /// `api.example.com` or `*.example.com`, stored lower-case.
+    HostPattern,
+    check_host
+);
+validated_string!(
+    /// `/users/{id}/posts`: literal segments and `{name}` parameters.
+    PathPattern,
+    check_pattern
+);
+validated_string!(
+    /// A literal path starting with `/`.
+    PathPrefix,
+    check_prefix
+);
+validated_string!(
+    /// An HTTP method token such as `GET`.
+    MethodName,
+    check_method
+);
+validated_string!(
+    /// A header name.
+    HeaderNameStr,
+    check_header
+);
+
+fn check_target(s: &str) -> Result<(), String> {
+    let hint = "write it as host:port, e.g. \"127.0.0.1:8080\"";
+    let auth: http::uri::Authority = s
+        .parse()
+        .map_err(|_| format!("invalid target address `{s}`: {hint}"))?;
+    if auth.port_u16().is_none() {
+        return Err(format!("target address `{s}` has no port: {hint}"));
+    }
+    if s.contains('@') || s.contains('/') {
+        return Err(format!("invalid target address `{s}`: {hint}"));
+    }
+    Ok(())
+}
+
+fn check_host(s: &str) -> Result<(), String> {
+    let name = s.strip_prefix("*.").unwrap_or(s);
+    if name.contains('*') {
+        return Err(format!(
+            "invalid host `{s}`: a wildcard may only be the whole first label, as in \"*.example.com\""
+        ));
+    }
+    if name.is_empty()
+        || s.bytes().any(|b| b.is_ascii_uppercase())
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return Err(format!(
+            "invalid host `{s}`: use a lower-case DNS name without port, e.g. \"api.example.com\""
+        ));
+    }
+    Ok(())
+}
+
+fn check_prefix(s: &str) -> Result<(), String> {
+    if !s.starts_with('/') {
+        return Err(format!("path `{s}` must start with `/`"));
+    }
+    if s.contains(['{', '}', '?', '#']) {
+        return Err(format!(
+            "path `{s}` must be literal (no `{{`, `}}`, `?` or `#`); use `path` for patterns"
+        ));
+    }
+    Ok(())
+}
+
+/// The segments of a pattern: `Ok(None)` for a literal, `Ok(Some(name))` for `{name}`.
+pub fn pattern_segments(s: &str) -> impl Iterator<Item = Result<Option<&str>, String>> {
+    s[1.min(s.len())..].split('/').map(|seg| {
+        if let Some(inner) = seg.strip_prefix('{') {
+            match inner.strip_suffix('}') {
+                Some(name)
+                    if !name.is_empty()
+                        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+                {
+                    Ok(Some(name))
+                }
+                _ => Err(format!(
+                    "bad parameter `{seg}`: a parameter is a whole segment `{{name}}` with letters, digits or `_`"
+                )),
+            }
+        } else if seg.contains(['{', '}']) {
+            Err(format!(
+                "bad segment `{seg}`: a parameter must be a whole segment, as in \"/users/{{id}}\""
+            ))
+        } else {
+            Ok(None)
+        }
+    })
+}
+
+fn check_pattern(s: &str) -> Result<(), String> {
+    if !s.starts_with('/') {
+        return Err(format!("path `{s}` must start with `/`"));
+    }
+    if s.contains(['?', '#']) {
+        return Err(format!(
+            "path `{s}` must not hold `?` or `#`; match query parameters with `query`"
+        ));
+    }
+    let mut names = Vec::new();
+    for seg in pattern_segments(s) {
+        if let Some(name) = seg.map_err(|e| format!("in path `{s}`: {e}"))? {
+            if names.contains(&name) {
+                return Err(format!("in path `{s}`: parameter `{name}` appears twice"));
+            }
+            names.push(name);
+        }
+    }
+    Ok(())
+}
+
+fn check_method(s: &str) -> Result<(), String> {
+    if s.bytes().any(|b| b.is_ascii_lowercase()) {
+        return Err(format!(
+            "method `{s}` is not upper-case; methods are case-sensitive, write `{}`",
+            s.to_ascii_uppercase()
+        ));
+    }
+    http::Method::from_bytes(s.as_bytes())
+        .map(|_| ())
+        .map_err(|_| format!("invalid HTTP method `{s}`"))
+}
+
+fn check_header(s: &str) -> Result<(), String> {
+    http::HeaderName::from_bytes(s.as_bytes())
+        .map(|_| ())
+        .map_err(|_| format!("invalid header name `{s}`"))
+}

@@ -1,0 +1,108 @@
+//! Starting and stopping the whole gateway: bind, serve, reload triggers, drain on signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::config::{ConfigErrors, Loaded};
+use crate::runtime::{Runtime, Shared};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        addr: SocketAddr,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Runs until SIGTERM or SIGINT, then drains in-flight requests (bounded by
+/// `server.shutdown_timeout`) and returns.
+pub async fn run(loaded: Loaded) -> Result<(), StartError> {
+    let cfg = loaded.config.clone();
+    let bind = |addr, what| {
+        crate::server::bind(addr).map_err(|source| StartError::Bind { addr, what, source })
+    };
+    let mut listeners = Vec::new();
+    for l in &cfg.listeners {
+        listeners.push(bind(l.get_ref().address, "listener")?);
+    }
+    let admin = if cfg.admin.enabled {
+        Some(bind(cfg.admin.address, "admin")?)
+    } else {
+        None
+    };
+    let demo = match &cfg.demo_backend {
+        Some(d) => Some(bind(d.address, "demo_backend")?),
+        None => None,
+    };
+    let mut term = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+
+    let path = loaded.path.clone();
+    let shared = Shared::new(Runtime::build(loaded, None, 1)?, path);
+    crate::reload::on_sighup(shared.clone()).map_err(StartError::Signals)?;
+    let _watcher = if cfg.server.watch_config {
+        match crate::reload::watch_file(shared.clone()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP or POST /reload");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(l) = demo {
+        tracing::info!(address = %cfg.demo_backend.as_ref().map(|d| d.address).unwrap_or(SocketAddr::from(([0; 4], 0))), "demo backend listening");
+        tokio::spawn(crate::demo::serve(l));
+    }
+    if let Some(l) = admin {
+        tracing::info!(address = %cfg.admin.address, "admin listening");
+        tokio::spawn(crate::admin::serve(l, shared.clone()));
+    }
+
+    let graceful = Arc::new(GracefulShutdown::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut loops = Vec::new();
+    for (i, (listener, l)) in listeners.into_iter().zip(&cfg.listeners).enumerate() {
+        let l = l.get_ref();
+        tracing::info!(address = %l.address, tls = l.tls.is_some(), http2 = l.http2, "listening");
+        loops.push(tokio::spawn(crate::server::accept_loop(
+            listener,
+            i,
+            Arc::new(crate::server::http_builder(l, &cfg.server)),
+            shared.clone(),
+            graceful.clone(),
+            stop_rx.clone(),
+        )));
+    }
+
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: draining"),
+        _ = int.recv() => tracing::info!("SIGINT: draining"),
+    }
+    shared.start_draining();
+    let _ = stop_tx.send(true);
+    for l in loops {
+        let _ = l.await;
+    }
+    let timeout = cfg.server.shutdown_timeout;
+    let Ok(graceful) = Arc::try_unwrap(graceful) else {
+        return Ok(());
+    };
+    let open = graceful.count();
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!(connections = open, "drained, exiting"),
+        _ = tokio::time::sleep(timeout) => tracing::warn!(?timeout, "shutdown timeout reached; closing remaining connections"),
+    }
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! wasmgate: an API gateway whose policy steps are sandboxed WebAssembly components.
+//! The host owns connections, routing, pooling and balancing; see `docs/ARCHITECTURE.md`.
+
+pub mod admin;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod gateway;
+pub mod proxy;
+pub mod reload;
+pub mod router;
+pub mod runtime;
+pub mod server;
+pub mod telemetry;
+pub mod upstream;

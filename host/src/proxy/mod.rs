@@ -1,0 +1,227 @@
+//! The request path, in the order a request lives it:
+//!
+//! accept (server) → route → [plugin chain on request] → pick target + pooled connection →
+//! forward → [plugin chain on response] → stream the body back → access log.
+
+mod body;
+mod headers;
+mod upgrade;
+
+pub use body::ResponseBody;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderValue, Request, Response, Version, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::error::{ProxyError, problem};
+use crate::router::RequestView;
+use crate::runtime::{RouteTarget, Runtime};
+use crate::upstream::{BoxError, HashSource};
+use body::AccessRecord;
+
+/// Facts about the client connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub client: SocketAddr,
+    pub tls: bool,
+}
+
+/// Answers one request. Never fails: every error becomes a problem response.
+pub async fn handle(
+    rt: Arc<Runtime>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Response<ResponseBody> {
+    let start = Instant::now();
+    let mut record = rt.access_log.then(|| {
+        Box::new(AccessRecord {
+            start,
+            method: req.method().clone(),
+            path: req.uri().path().to_string(),
+            client: conn.client.ip(),
+            route: None,
+            upstream: None,
+            target: None,
+            status: http::StatusCode::OK,
+        })
+    });
+    let mut resp = match forward(&rt, conn, req, record.as_deref_mut()).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            let status = e.status();
+            if status.is_server_error() {
+                tracing::warn!(error = %e, "request failed");
+            }
+            problem(status, &e.to_string())
+        }
+    };
+    if let Some(r) = record.as_deref_mut() {
+        r.status = resp.status();
+    }
+    resp.body_mut().set_log(record);
+    resp
+}
+
+async fn forward(
+    rt: &Runtime,
+    conn: ConnInfo,
+    mut req: Request<Incoming>,
+    record: Option<&mut AccessRecord>,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    // route
+    let host = request_host(&req)?.to_string();
+    let found = rt
+        .router
+        .lookup(&RequestView {
+            host: &host,
+            path: req.uri().path(),
+            query: req.uri().query(),
+            method: req.method(),
+            headers: req.headers(),
+        })
+        .ok_or_else(|| ProxyError::NoRoute {
+            method: req.method().to_string(),
+            host: host.clone(),
+            path: req.uri().path().to_string(),
+        })?;
+    let route: &RouteTarget = found.value;
+    let upstream = &route.upstream;
+
+    // pick a target
+    let target = upstream
+        .pick(&RequestKeys {
+            headers: req.headers(),
+            client: conn.client.ip(),
+        })
+        .ok_or_else(|| ProxyError::NoHealthyTarget(upstream.name.to_string()))?
+        .clone();
+    if let Some(r) = record {
+        r.route = Some(route.name.clone());
+        r.upstream = Some(upstream.name.clone());
+        r.target = Some(target.authority.to_string());
+    }
+
+    // the request as the upstream sees it
+    let pq = upstream_path(&req, route, found.prefix_len)?;
+    let upgrade = headers::is_upgrade(req.headers()) && req.version() == Version::HTTP_11;
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    parts.uri = upstream.uri(&target, pq)?;
+    let incoming_version = parts.version;
+    parts.version = if upstream.config.http2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
+    let h = &mut parts.headers;
+    headers::strip_hop_by_hop(h, upgrade);
+    headers::add_forwarded(h, conn.client.ip(), conn.tls, &host);
+    headers::add_via(h, incoming_version);
+    let host_value = if upstream.preserve_host {
+        HeaderValue::from_str(&host)
+    } else {
+        HeaderValue::from_str(target.authority.as_str())
+    };
+    if let Ok(v) = host_value {
+        h.insert(header::HOST, v);
+    }
+    let body = body.map_err(|e| Box::new(e) as BoxError).boxed_unsync();
+
+    // forward
+    let in_flight = target.begin();
+    let mut resp = upstream
+        .send(&target, Request::from_parts(parts, body))
+        .await?;
+
+    // the response as the client sees it
+    let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+    if let (true, Some(client_upgrade)) = (switching, client_upgrade) {
+        upgrade::tunnel(client_upgrade, hyper::upgrade::on(&mut resp));
+    }
+    let (mut parts, body) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers, switching && upgrade);
+    headers::add_via(&mut parts.headers, parts.version);
+    parts.version = incoming_version;
+    Ok(Response::from_parts(
+        parts,
+        ResponseBody::upstream(body, in_flight),
+    ))
+}
+
+/// The host the client asked for: the URI's authority (HTTP/2, absolute form) or `Host`.
+fn request_host(req: &Request<Incoming>) -> Result<&str, ProxyError> {
+    if let Some(a) = req.uri().authority() {
+        return Ok(a.as_str());
+    }
+    match req.headers().get(header::HOST) {
+        Some(h) => h
+            .to_str()
+            .map_err(|_| ProxyError::BadRequest("the Host header is not valid text".into())),
+        None if req.version() == Version::HTTP_10 => Ok(""),
+        None => Err(ProxyError::BadRequest(
+            "the request has no Host header".into(),
+        )),
+    }
+}
+
+fn upstream_path(
+    req: &Request<Incoming>,
+    route: &RouteTarget,
+    prefix_len: usize,
+) -> Result<PathAndQuery, ProxyError> {
+    let Some(replacement) = &route.rewrite_prefix else {
+        return Ok(req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")));
+    };
+    let path = req.uri().path();
+    let rest = path.get(prefix_len..).unwrap_or("");
+    let mut out = String::with_capacity(replacement.len() + rest.len() + 16);
+    out.push_str(replacement);
+    if !rest.is_empty() && !rest.starts_with('/') {
+        out.push('/');
+    }
+    out.push_str(rest);
+    if out.is_empty() {
+        out.push('/');
+    }
+    if let Some(q) = req.uri().query() {
+        out.push('?');
+        out.push_str(q);
+    }
+    PathAndQuery::try_from(out).map_err(|e| ProxyError::BadRequest(format!("rewritten path: {e}")))
+}
+
+struct RequestKeys<'a> {
+    headers: &'a HeaderMap,
+    client: IpAddr,
+}
+
+impl HashSource for RequestKeys<'_> {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.get(name).map(HeaderValue::as_bytes)
+    }
+
+    fn cookie(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|pair| {
+                let (k, v) = pair.trim().split_once('=')?;
+                (k == name).then_some(v.as_bytes())
+            })
+    }
+
+    fn client_ip(&self) -> Option<IpAddr> {
+        Some(self.client)
+    }
+}

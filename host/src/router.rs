@@ -1,0 +1,434 @@
+//! Route lookup, compiled once per config. Routes are filed by host (exact, wildcard suffix, any)
+//! and then in a trie of path segments, so a lookup walks the request path once instead of trying
+//! every route: its cost follows the path's depth, not the number of routes.
+
+use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+
+/// How a route matches the request path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    /// Every path.
+    Any,
+    /// Literal segments and `{name}` segments, the whole path.
+    Pattern(String),
+    /// This literal path and everything below it, segment by segment.
+    Prefix(String),
+}
+
+/// What a route asks of a request.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    /// Lower-case names, or `*.suffix`; empty means any host.
+    pub hosts: Vec<String>,
+    pub path: PathMatch,
+    pub methods: Vec<Method>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub query: Vec<(String, String)>,
+    pub priority: i32,
+}
+
+/// The parts of a request that routing looks at.
+pub struct RequestView<'a> {
+    /// As sent: may hold a port or upper case.
+    pub host: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+}
+
+/// A found route, with its path parameters as byte ranges of the request path.
+#[derive(Debug)]
+pub struct Match<'a, T> {
+    pub value: &'a T,
+    pub params: Vec<(Arc<str>, Range<usize>)>,
+    /// Bytes of the request path that the route's `path_prefix` covered.
+    pub prefix_len: usize,
+}
+
+type Rank = (i32, u16, u8, u16, Reverse<u32>);
+
+struct Entry<T> {
+    value: T,
+    methods: Vec<Method>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    query: Vec<(String, String)>,
+    param_names: Vec<Arc<str>>,
+    prefix_len: usize,
+    /// Rank without the host part, which depends on the table the route was found in.
+    priority: i32,
+    path_rank: u8,
+    path_len: u16,
+    order: u32,
+}
+
+#[derive(Default)]
+struct Node {
+    statics: HashMap<Box<str>, Node>,
+    param: Option<Box<Node>>,
+    /// Routes whose whole path ends here.
+    exact: Vec<u32>,
+    /// Routes whose prefix ends here.
+    prefix: Vec<u32>,
+}
+
+pub struct Router<T> {
+    entries: Vec<Entry<T>>,
+    exact_hosts: HashMap<Box<str>, Node>,
+    /// Keyed by the suffix with its leading dot: `.example.com`.
+    wildcard_hosts: HashMap<Box<str>, Node>,
+    any_host: Node,
+}
+
+impl<T> Router<T> {
+    pub fn new(routes: impl IntoIterator<Item = (RouteSpec, T)>) -> Self {
+        let mut router = Router {
+            entries: Vec::new(),
+            exact_hosts: HashMap::new(),
+            wildcard_hosts: HashMap::new(),
+            any_host: Node::default(),
+        };
+        for (order, (spec, value)) in routes.into_iter().enumerate() {
+            router.insert(order as u32, spec, value);
+        }
+        router
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn insert(&mut self, order: u32, spec: RouteSpec, value: T) {
+        let id = self.entries.len() as u32;
+        let (segments, path_rank, prefix_len, is_prefix) = match &spec.path {
+            PathMatch::Any => (Vec::new(), 0, 0, true),
+            PathMatch::Prefix(p) => {
+                let p = p.trim_end_matches('/');
+                (split(p), 1, p.len(), true)
+            }
+            PathMatch::Pattern(p) => {
+                let segs = split(p);
+                let rank = if segs.iter().any(|s| is_param(s)) {
+                    2
+                } else {
+                    3
+                };
+                (segs, rank, 0, false)
+            }
+        };
+        let param_names = segments
+            .iter()
+            .filter(|s| is_param(s))
+            .map(|s| Arc::from(&s[1..s.len() - 1]))
+            .collect();
+        self.entries.push(Entry {
+            value,
+            methods: spec.methods,
+            headers: spec.headers,
+            query: spec.query,
+            param_names,
+            prefix_len,
+            priority: spec.priority,
+            path_rank,
+            path_len: segments.len().min(u16::MAX as usize) as u16,
+            order,
+        });
+        let mut tables: Vec<&mut Node> = Vec::new();
+        if spec.hosts.is_empty() {
+            tables.push(&mut self.any_host);
+        }
+        // Split borrows: collect keys first, then walk each table in turn.
+        for host in &spec.hosts {
+            let node = match host.strip_prefix('*') {
+                Some(suffix) => self.wildcard_hosts.entry(suffix.into()).or_default(),
+                None => self.exact_hosts.entry(host.as_str().into()).or_default(),
+            };
+            insert_path(node, &segments, id, is_prefix);
+        }
+        for node in tables {
+            insert_path(node, &segments, id, is_prefix);
+        }
+    }
+
+    /// The best route for a request: highest priority, then the most specific host, then the most
+    /// specific path (exact, pattern, prefix; longer first), then the first in the file.
+    pub fn lookup<'a>(&'a self, req: &RequestView<'_>) -> Option<Match<'a, T>> {
+        let host = normalize_host(req.host);
+        let mut search = Search {
+            router: self,
+            req,
+            caps: Vec::new(),
+            best: None,
+        };
+        if let Some(node) = self.exact_hosts.get(host.as_ref()) {
+            search.walk_from(node, u16::MAX);
+        }
+        if !self.wildcard_hosts.is_empty() {
+            for (i, _) in host.match_indices('.') {
+                let suffix = &host[i..];
+                if let Some(node) = self.wildcard_hosts.get(suffix) {
+                    search.walk_from(node, suffix.len().min(u16::MAX as usize - 1) as u16);
+                }
+            }
+        }
+        search.walk_from(&self.any_host, 0);
+        search.best.map(|(_, id, caps)| {
+            let e = &self.entries[id as usize];
+            Match {
+                value: &e.value,
+                params: e.param_names.iter().cloned().zip(caps).collect(),
+                prefix_len: e.prefix_len,
+            }
+        })
+    }
+}
+
+struct Search<'r, 'q, T> {
+    router: &'r Router<T>,
+    req: &'r RequestView<'q>,
+    caps: Vec<Range<usize>>,
+    best: Option<(Rank, u32, Vec<Range<usize>>)>,
+}
+
+impl<T> Search<'_, '_, T> {
+    fn walk_from(&mut self, root: &Node, host_rank: u16) {
+        let path = self.req.path;
+        let rest = path.strip_prefix('/').unwrap_or(path);
+        self.walk(root, Some((rest, path.len() - rest.len())), host_rank);
+    }
+
+    /// `rest` is the unread part of the path and its offset, `None` once every segment is read.
+    fn walk(&mut self, node: &Node, rest: Option<(&str, usize)>, host_rank: u16) {
+        for &id in &node.prefix {
+            self.consider(id, host_rank);
+        }
+        let Some((text, off)) = rest else {
+            for &id in &node.exact {
+                self.consider(id, host_rank);
+            }
+            return;
+        };
+        let (seg, next) = match text.find('/') {
+            Some(i) => (&text[..i], Some((&text[i + 1..], off + i + 1))),
+            None => (text, None),
+        };
+        if let Some(child) = node.statics.get(seg) {
+            self.walk(child, next, host_rank);
+        }
+        if let Some(child) = &node.param
+            && !seg.is_empty()
+        {
+            self.caps.push(off..off + seg.len());
+            self.walk(child, next, host_rank);
+            self.caps.pop();
+        }
+    }
+
+    fn consider(&mut self, id: u32, host_rank: u16) {
+        let e = &self.router.entries[id as usize];
+        let rank: Rank = (
+            e.priority,
+            host_rank,
+            e.path_rank,
+            e.path_len,
+            Reverse(e.order),
+        );
+        if self.best.as_ref().is_some_and(|(b, _, _)| *b >= rank) {
+            return;
+        }
+        let req = self.req;
+        if !e.methods.is_empty() && !e.methods.contains(req.method) {
+            return;
+        }
+        if !e
+            .headers
+            .iter()
+            .all(|(n, v)| req.headers.get_all(n).iter().any(|have| have == v))
+        {
+            return;
+        }
+        if !e.query.iter().all(|(k, v)| query_has(req.query, k, v)) {
+            return;
+        }
+        self.best = Some((rank, id, self.caps.clone()));
+    }
+}
+
+fn insert_path(mut node: &mut Node, segments: &[String], id: u32, is_prefix: bool) {
+    for seg in segments {
+        node = if is_param(seg) {
+            node.param.get_or_insert_with(Default::default)
+        } else {
+            node.statics.entry(seg.as_str().into()).or_default()
+        };
+    }
+    if is_prefix {
+        node.prefix.push(id);
+    } else {
+        node.exact.push(id);
+    }
+}
+
+/// `/a/b` → `["a", "b"]`, `/` → `[""]`, `` (a root prefix) → `[]`.
+fn split(path: &str) -> Vec<String> {
+    match path.strip_prefix('/') {
+        Some(rest) => rest.split('/').map(str::to_string).collect(),
+        None => Vec::new(),
+    }
+}
+
+fn is_param(seg: &str) -> bool {
+    seg.len() >= 2 && seg.starts_with('{') && seg.ends_with('}')
+}
+
+fn normalize_host(host: &str) -> Cow<'_, str> {
+    // Strip a port, but not from a bracketed IPv6 literal.
+    let host = match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host,
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
+}
+
+fn query_has(query: Option<&str>, key: &str, value: &str) -> bool {
+    query.is_some_and(|q| {
+        q.split('&').any(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            k == key && v == value
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(path: PathMatch) -> RouteSpec {
+        RouteSpec {
+            hosts: vec![],
+            path,
+            methods: vec![],
+            headers: vec![],
+            query: vec![],
+            priority: 0,
+        }
+    }
+
+    fn find<'a>(r: &'a Router<&'static str>, host: &str, path: &str) -> Option<&'a str> {
+        let (path, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
+        let headers = HeaderMap::new();
+        r.lookup(&RequestView {
+            host,
+            path,
+            query,
+            method: &Method::GET,
+            headers: &headers,
+        })
+        .map(|m| *m.value)
+    }
+
+    #[test]
+    fn prefix_matches_whole_segments_only() {
+        let r = Router::new([(spec(PathMatch::Prefix("/api".into())), "api")]);
+        assert_eq!(find(&r, "h", "/api"), Some("api"));
+        assert_eq!(find(&r, "h", "/api/"), Some("api"));
+        assert_eq!(find(&r, "h", "/api/v1/x"), Some("api"));
+        assert_eq!(find(&r, "h", "/apix"), None);
+        assert_eq!(find(&r, "h", "/"), None);
+    }
+
+    #[test]
+    fn exact_beats_pattern_beats_prefix() {
+        let r = Router::new([
+            (spec(PathMatch::Prefix("/".into())), "root"),
+            (spec(PathMatch::Prefix("/users".into())), "prefix"),
+            (spec(PathMatch::Pattern("/users/{id}".into())), "pattern"),
+            (spec(PathMatch::Pattern("/users/me".into())), "exact"),
+        ]);
+        assert_eq!(find(&r, "h", "/users/me"), Some("exact"));
+        assert_eq!(find(&r, "h", "/users/42"), Some("pattern"));
+        assert_eq!(find(&r, "h", "/users/42/posts"), Some("prefix"));
+        assert_eq!(find(&r, "h", "/other"), Some("root"));
+    }
+
+    #[test]
+    fn params_are_captured_by_name() {
+        let r = Router::new([(
+            spec(PathMatch::Pattern("/users/{id}/posts/{post}".into())),
+            "p",
+        )]);
+        let headers = HeaderMap::new();
+        let path = "/users/7/posts/abc";
+        let m = r
+            .lookup(&RequestView {
+                host: "h",
+                path,
+                query: None,
+                method: &Method::GET,
+                headers: &headers,
+            })
+            .expect("route");
+        let got: Vec<(&str, &str)> = m
+            .params
+            .iter()
+            .map(|(n, r)| (n.as_ref(), &path[r.clone()]))
+            .collect();
+        assert_eq!(got, vec![("id", "7"), ("post", "abc")]);
+        assert_eq!(find(&r, "h", "/users//posts/abc"), None);
+    }
+
+    #[test]
+    fn priority_overrides_specificity() {
+        let mut low = spec(PathMatch::Pattern("/x".into()));
+        low.priority = -1;
+        let r = Router::new([(low, "exact"), (spec(PathMatch::Any), "any")]);
+        assert_eq!(find(&r, "h", "/x"), Some("any"));
+    }
+
+    #[test]
+    fn hosts_exact_wildcard_and_any() {
+        let mut exact = spec(PathMatch::Any);
+        exact.hosts = vec!["api.example.com".into()];
+        let mut wild = spec(PathMatch::Any);
+        wild.hosts = vec!["*.example.com".into()];
+        let r = Router::new([
+            (spec(PathMatch::Any), "any"),
+            (wild, "wild"),
+            (exact, "exact"),
+        ]);
+        assert_eq!(find(&r, "API.example.com:8080", "/"), Some("exact"));
+        assert_eq!(find(&r, "a.b.example.com", "/"), Some("wild"));
+        assert_eq!(find(&r, "example.com", "/"), Some("any"));
+    }
+
+    #[test]
+    fn query_and_first_declared_break_ties() {
+        let mut q = spec(PathMatch::Any);
+        q.query = vec![("v".into(), "2".into())];
+        let r = Router::new([
+            (q, "v2"),
+            (spec(PathMatch::Any), "first"),
+            (spec(PathMatch::Any), "second"),
+        ]);
+        assert_eq!(find(&r, "h", "/a?x=1&v=2"), Some("v2"));
+        assert_eq!(find(&r, "h", "/a?v=20"), Some("first"));
+    }
+}

@@ -1,0 +1,181 @@
+//! What a config compiles to: the router, the upstreams with their pools, the TLS acceptors.
+//! A `Runtime` is immutable; a reload builds a new one and swaps it in (see `reload`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
+use http::{HeaderName, HeaderValue, Method};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{self, ConfigError, ConfigErrors, Loaded};
+use crate::router::{PathMatch, RouteSpec, Router};
+use crate::upstream::Upstream;
+
+/// What a matched route leads to.
+#[derive(Debug)]
+pub struct RouteTarget {
+    pub name: Arc<str>,
+    pub upstream: Arc<Upstream>,
+    /// Replaces the matched `path_prefix` (empty string = strip it).
+    pub rewrite_prefix: Option<Box<str>>,
+}
+
+pub struct Runtime {
+    pub generation: u64,
+    pub loaded: Loaded,
+    pub router: Router<RouteTarget>,
+    pub upstreams: BTreeMap<String, Arc<Upstream>>,
+    /// By listener index; `None` for plain listeners.
+    pub tls: Vec<Option<TlsAcceptor>>,
+    pub access_log: bool,
+}
+
+impl Runtime {
+    /// Compiles a validated config. Upstreams whose settings did not change are taken over from
+    /// `previous`, with their warm connection pools and health state.
+    pub fn build(
+        loaded: Loaded,
+        previous: Option<&Runtime>,
+        generation: u64,
+    ) -> Result<Runtime, ConfigErrors> {
+        let fail = |message: String| {
+            ConfigErrors(vec![ConfigError {
+                file: loaded.path.clone(),
+                line: 0,
+                column: 0,
+                message,
+            }])
+        };
+        let cfg = &loaded.config;
+        let mut upstreams = BTreeMap::new();
+        for (name, u) in &cfg.upstreams {
+            let u = u.get_ref();
+            let reused = previous
+                .and_then(|p| p.upstreams.get(name))
+                .filter(|old| old.config == *u)
+                .cloned();
+            let up = match reused {
+                Some(up) => up,
+                None => {
+                    let ca = u
+                        .tls
+                        .as_ref()
+                        .and_then(|t| t.ca.as_ref())
+                        .map(|ca| loaded.resolve(ca.get_ref()));
+                    Upstream::new(name, u, ca.as_deref())
+                        .map_err(|e| fail(format!("upstream `{name}`: {e}")))?
+                }
+            };
+            upstreams.insert(name.clone(), up);
+        }
+
+        let mut routes = Vec::with_capacity(cfg.routes.len());
+        for (i, r) in cfg.routes.iter().enumerate() {
+            let r = r.get_ref();
+            let upstream = upstreams
+                .get(r.upstream.get_ref())
+                .cloned()
+                .ok_or_else(|| fail(format!("unknown upstream `{}`", r.upstream.get_ref())))?;
+            routes.push((
+                route_spec(r),
+                RouteTarget {
+                    name: config::route_name(r, i).into(),
+                    upstream,
+                    rewrite_prefix: match (&r.rewrite_prefix, &r.strip_prefix) {
+                        (Some(p), _) => Some(p.get_ref().as_str().trim_end_matches('/').into()),
+                        (None, Some(s)) if *s.get_ref() => Some("".into()),
+                        _ => None,
+                    },
+                },
+            ));
+        }
+
+        let mut tls = Vec::with_capacity(cfg.listeners.len());
+        for l in &cfg.listeners {
+            let l = l.get_ref();
+            tls.push(match &l.tls {
+                Some(t) => Some(TlsAcceptor::from(
+                    crate::server::tls::server_config(
+                        &loaded.resolve(t.cert.get_ref()),
+                        &loaded.resolve(t.key.get_ref()),
+                        l.http2,
+                    )
+                    .map_err(|e| fail(e.to_string()))?,
+                )),
+                None => None,
+            });
+        }
+
+        Ok(Runtime {
+            generation,
+            access_log: cfg.log.access,
+            router: Router::new(routes),
+            upstreams,
+            tls,
+            loaded,
+        })
+    }
+}
+
+fn route_spec(r: &config::Route) -> RouteSpec {
+    RouteSpec {
+        hosts: r.hosts.iter().map(|h| h.as_str().to_string()).collect(),
+        path: match (&r.path, &r.path_prefix) {
+            (Some(p), _) => PathMatch::Pattern(p.get_ref().as_str().to_string()),
+            (None, Some(p)) => PathMatch::Prefix(p.get_ref().as_str().to_string()),
+            (None, None) => PathMatch::Any,
+        },
+        // The config types were checked when read, so these conversions cannot fail.
+        methods: r
+            .methods
+            .iter()
+            .filter_map(|m| Method::from_bytes(m.as_str().as_bytes()).ok())
+            .collect(),
+        headers: r
+            .headers
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    HeaderName::from_bytes(k.as_str().as_bytes()).ok()?,
+                    HeaderValue::from_str(v).ok()?,
+                ))
+            })
+            .collect(),
+        query: r
+            .query
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        priority: r.priority,
+    }
+}
+
+/// State shared by every connection: the current runtime, swapped whole on reload.
+pub struct Shared {
+    pub current: ArcSwap<Runtime>,
+    pub config_path: PathBuf,
+    draining: AtomicBool,
+    pub(crate) reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    pub fn new(runtime: Runtime, config_path: PathBuf) -> Arc<Self> {
+        Arc::new(Shared {
+            current: ArcSwap::from_pointee(runtime),
+            config_path,
+            draining: AtomicBool::new(false),
+            reload_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+}
