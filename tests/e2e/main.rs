@@ -1,1 +1,6 @@
+//! End-to-end tests: the real `wasmgate` binary, real upstream servers, real clients.
 
+mod harness;
+
+mod balance;
+mod routing;

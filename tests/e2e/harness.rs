@@ -1,0 +1,417 @@
+//! Test harness: the real `wasmgate` binary in front of real upstream servers, driven by real
+//! clients. Every server binds 127.0.0.1:0; the gateway gets ports picked the same way.
+
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode, Version};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type Body = BoxBody<Bytes, BoxError>;
+pub type Handler =
+    Arc<dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync>;
+
+pub fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).map_err(|e| match e {}).boxed()
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "wasmgate-test-{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+// ---------------------------------------------------------------- upstream servers
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// HTTP/1.1, and HTTP/2 with prior knowledge.
+    Auto,
+    /// HTTP/2 only (prior knowledge).
+    H2,
+}
+
+/// A real HTTP server on 127.0.0.1:0 that counts connections and requests.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub name: String,
+    pub connections: Arc<AtomicUsize>,
+    pub requests: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Upstream {
+    pub fn authority(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Answers every request with JSON describing it and naming this server.
+    pub async fn echo(name: &str) -> Upstream {
+        let n = name.to_string();
+        Self::start(name, Proto::Auto, None, echo_handler(n)).await
+    }
+
+    pub async fn start(
+        name: &str,
+        proto: Proto,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        handler: Handler,
+    ) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+        let addr = listener.local_addr().expect("addr");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (c, r) = (connections.clone(), requests.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                c.fetch_add(1, Ordering::Relaxed);
+                let handler = handler.clone();
+                let r = r.clone();
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        r.fetch_add(1, Ordering::Relaxed);
+                        let fut = handler(req);
+                        async move { Ok::<_, Infallible>(fut.await) }
+                    });
+                    let mut b = auto::Builder::new(TokioExecutor::new());
+                    if proto == Proto::H2 {
+                        b = b.http2_only();
+                    }
+                    match tls {
+                        Some(cfg) => {
+                            let Ok(s) = tokio_rustls::TlsAcceptor::from(cfg).accept(stream).await else {
+                                return;
+                            };
+                            let _ = b.serve_connection_with_upgrades(TokioIo::new(s), svc).await;
+                        }
+                        None => {
+                            let _ = b.serve_connection_with_upgrades(TokioIo::new(stream), svc).await;
+                        }
+                    }
+                });
+            }
+        });
+        Upstream {
+            addr,
+            name: name.to_string(),
+            connections,
+            requests,
+            task,
+        }
+    }
+}
+
+pub fn echo_handler(name: String) -> Handler {
+    Arc::new(move |req: Request<Incoming>| {
+        let name = name.clone();
+        Box::pin(async move {
+            let headers: serde_json::Map<String, Value> = req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::String(v.to_str().unwrap_or("?").to_string())))
+                .collect();
+            let out = serde_json::json!({
+                "upstream": name,
+                "method": req.method().as_str(),
+                "path": req.uri().path(),
+                "query": req.uri().query(),
+                "version": format!("{:?}", req.version()),
+                "headers": headers,
+            });
+            let mut resp = Response::new(full(out.to_string()));
+            resp.headers_mut().insert("x-upstream", name.parse().expect("header"));
+            resp
+        })
+    })
+}
+
+/// A handler from a plain async function.
+pub fn handler<F, Fut>(f: F) -> Handler
+where
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    Arc::new(move |req| Box::pin(f(req)))
+}
+
+// ---------------------------------------------------------------- the gateway process
+
+pub struct Gateway {
+    pub port: u16,
+    pub admin: u16,
+    pub dir: PathBuf,
+    pub config_path: PathBuf,
+    child: Child,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Gateway {
+    /// The config the harness writes: one plain listener, the admin, JSON access logs, then `extra`.
+    pub fn config(port: u16, admin: u16, extra: &str) -> String {
+        format!(
+            r#"[server]
+workers = 2
+shutdown_timeout = "10s"
+
+[[listeners]]
+address = "127.0.0.1:{port}"
+
+[admin]
+address = "127.0.0.1:{admin}"
+
+[log]
+level = "info"
+format = "json"
+
+{extra}
+"#
+        )
+    }
+
+    pub async fn start(extra: &str) -> Gateway {
+        let (port, admin) = (free_port(), free_port());
+        Self::start_text(port, admin, &Self::config(port, admin, extra)).await
+    }
+
+    /// Starts the binary on a complete config text.
+    pub async fn start_text(port: u16, admin: u16, text: &str) -> Gateway {
+        let dir = temp_dir("gw");
+        let config_path = dir.join("gateway.toml");
+        std::fs::write(&config_path, text).expect("write config");
+        let log = std::fs::File::create(dir.join("gateway.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_wasmgate"))
+            .arg("run")
+            .arg("-c")
+            .arg(&config_path)
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn wasmgate");
+        let gw = Gateway {
+            port,
+            admin,
+            dir,
+            config_path,
+            child,
+        };
+        gw.wait_ready().await;
+        gw
+    }
+
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(r) = get(&self.admin_url("/readyz")).await
+                && r.status == StatusCode::OK
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("gateway did not become ready; log:\n{}", self.log());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.admin)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default()
+    }
+
+    /// Resident memory of the gateway process, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits for the process to exit and returns whether it exited 0.
+    pub async fn wait_exit(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("gateway did not exit within {within:?}; log:\n{}", self.log());
+    }
+
+    /// Replaces the config file (same listener and admin) by writing a new file and renaming it
+    /// over the old one, as editors and deploy tools do.
+    pub fn write_config(&self, extra: &str) {
+        self.write_config_text(&Self::config(self.port, self.admin, extra));
+    }
+
+    pub fn write_config_text(&self, text: &str) {
+        let tmp = self.dir.join("gateway.toml.tmp");
+        std::fs::write(&tmp, text).expect("write");
+        std::fs::rename(&tmp, &self.config_path).expect("rename");
+    }
+
+    pub async fn generation(&self) -> u64 {
+        let r = get(&self.admin_url("/readyz")).await.expect("readyz");
+        r.json()["generation"].as_u64().unwrap_or(0)
+    }
+
+    /// Waits until the config generation reaches `n`.
+    pub async fn wait_generation(&self, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.generation().await >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("generation {n} not reached; log:\n{}", self.log());
+    }
+}
+
+// ---------------------------------------------------------------- clients
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub fn client() -> Client<HttpConnector, Body> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub fn h2c_client() -> Client<HttpConnector, Body> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
+}
+
+pub async fn send_with(c: &Client<HttpConnector, Body>, req: Request<Body>) -> Result<Resp, BoxError> {
+    let resp = c.request(req).await?;
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok(Resp {
+        status: parts.status,
+        version: parts.version,
+        headers: parts.headers,
+        body,
+    })
+}
+
+pub async fn send(req: Request<Body>) -> Result<Resp, BoxError> {
+    send_with(&client(), req).await
+}
+
+pub async fn get(url: &str) -> Result<Resp, BoxError> {
+    send(Request::get(url).body(full(""))?).await
+}
+
+/// A GET with extra headers.
+pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> Resp {
+    let mut b = Request::get(url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    send(b.body(full("")).expect("request")).await.expect("response")
+}
+
+/// Runs curl and returns (exit ok, stdout).
+pub fn curl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl is installed");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A config block for an upstream named `name` over the given servers.
+pub fn upstream_block(name: &str, servers: &[&Upstream], extra: &str) -> String {
+    let targets: Vec<String> = servers.iter().map(|s| format!("\"{}\"", s.addr)).collect();
+    format!("[upstreams.{name}]\ntargets = [{}]\n{extra}\n", targets.join(", "))
+}
