@@ -3,4 +3,5 @@
 mod harness;
 
 mod balance;
+mod errors;
 mod routing;
