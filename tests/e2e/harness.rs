@@ -403,10 +403,13 @@ pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> Resp {
 /// Runs curl and returns (exit ok, stdout).
 pub fn curl(args: &[&str]) -> (bool, String) {
     let out = Command::new("curl")
-        .args(["-s", "--max-time", "10"])
+        .args(["-sS", "--max-time", "10"])
         .args(args)
         .output()
         .expect("curl is installed");
+    if !out.status.success() {
+        eprintln!("curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
@@ -414,4 +417,62 @@ pub fn curl(args: &[&str]) -> (bool, String) {
 pub fn upstream_block(name: &str, servers: &[&Upstream], extra: &str) -> String {
     let targets: Vec<String> = servers.iter().map(|s| format!("\"{}\"", s.addr)).collect();
     format!("[upstreams.{name}]\ntargets = [{}]\n{extra}\n", targets.join(", "))
+}
+
+// ---------------------------------------------------------------- TLS material
+
+/// A test CA and a certificate it signed for `localhost` and 127.0.0.1, written as PEM files.
+pub struct TestPki {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub server_config: Arc<rustls::ServerConfig>,
+}
+
+impl TestPki {
+    pub fn new() -> TestPki {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let dir = temp_dir("pki");
+        let ca_key = KeyPair::generate().expect("ca key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // Distinct names: with rcgen's shared default name OpenSSL takes the leaf as self-signed.
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "wasmgate test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().expect("key");
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        let cert = params.signed_by(&key, &issuer).expect("cert");
+        let pki = TestPki {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+            server_config: Arc::new(rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key der"),
+            )
+            .map(|mut c| {
+                c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+                c
+            })
+            .expect("server config")),
+        };
+        std::fs::write(&pki.ca, ca_cert.pem()).expect("write ca");
+        std::fs::write(&pki.cert, cert.pem()).expect("write cert");
+        std::fs::write(&pki.key, key.serialize_pem()).expect("write key");
+        pki
+    }
 }

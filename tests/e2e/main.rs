@@ -4,4 +4,5 @@ mod harness;
 
 mod balance;
 mod errors;
+mod protocols;
 mod routing;
