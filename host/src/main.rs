@@ -6,11 +6,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-// Many small, short-lived allocations per request (headers, buffers): mimalloc measured ~10%
-// more requests per second than the system allocator in bench/run.sh.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "wasmgate",

@@ -6,20 +6,30 @@ use std::time::Duration;
 
 use crate::harness::*;
 
-async fn counts(gw: &Gateway, n: usize, headers: impl Fn(usize) -> Vec<(String, String)>) -> HashMap<String, usize> {
+async fn counts(
+    gw: &Gateway,
+    n: usize,
+    headers: impl Fn(usize) -> Vec<(String, String)>,
+) -> HashMap<String, usize> {
     let mut seen = HashMap::new();
     for i in 0..n {
         let h = headers(i);
         let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let r = get_with(&gw.url("/"), &h).await;
         assert_eq!(r.status, 200, "{}", r.text());
-        *seen.entry(r.header("x-upstream").unwrap_or("?").to_string()).or_insert(0) += 1;
+        *seen
+            .entry(r.header("x-upstream").unwrap_or("?").to_string())
+            .or_insert(0) += 1;
     }
     seen
 }
 
 async fn three() -> Vec<Upstream> {
-    vec![Upstream::echo("a").await, Upstream::echo("b").await, Upstream::echo("c").await]
+    vec![
+        Upstream::echo("a").await,
+        Upstream::echo("b").await,
+        Upstream::echo("c").await,
+    ]
 }
 
 fn route_to(up: &str) -> String {
@@ -29,7 +39,8 @@ fn route_to(up: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_is_even() {
     let s = three().await;
-    let gw = Gateway::start(&(upstream_block("u", &[&s[0], &s[1], &s[2]], "") + &route_to("u"))).await;
+    let gw =
+        Gateway::start(&(upstream_block("u", &[&s[0], &s[1], &s[2]], "") + &route_to("u"))).await;
     let c = counts(&gw, 300, |_| vec![]).await;
     assert_eq!(c.get("a"), Some(&100), "{c:?}");
     assert_eq!(c.get("b"), Some(&100), "{c:?}");
@@ -62,7 +73,8 @@ async fn least_conn_avoids_the_busy_target() {
         handler(|_req| async {
             tokio::time::sleep(Duration::from_millis(300)).await;
             let mut r = http::Response::new(full("slow"));
-            r.headers_mut().insert("x-upstream", http::HeaderValue::from_static("slow"));
+            r.headers_mut()
+                .insert("x-upstream", http::HeaderValue::from_static("slow"));
             r
         }),
     )
@@ -93,7 +105,10 @@ async fn least_conn_avoids_the_busy_target() {
     for t in tasks {
         slow_total += t.await.expect("task");
     }
-    assert!(slow_total < 40, "slow target got {slow_total} of 200 requests");
+    assert!(
+        slow_total < 40,
+        "slow target got {slow_total} of 200 requests"
+    );
     assert!(slow_total > 0, "slow target should still get some traffic");
 }
 
@@ -101,9 +116,15 @@ async fn least_conn_avoids_the_busy_target() {
 async fn hash_by_header_cookie_and_client_ip_is_sticky() {
     let s = three().await;
     let all = [&s[0], &s[1], &s[2]];
-    let cfg = upstream_block("byheader", &all, "balance = \"hash\"\nhash_on = { header = \"x-user\" }")
-        + &upstream_block("bycookie", &all, "balance = \"hash\"\nhash_on = { cookie = \"session\" }")
-        + &upstream_block("byip", &all, "balance = \"hash\"\nhash_on = \"client_ip\"")
+    let cfg = upstream_block(
+        "byheader",
+        &all,
+        "balance = \"hash\"\nhash_on = { header = \"x-user\" }",
+    ) + &upstream_block(
+        "bycookie",
+        &all,
+        "balance = \"hash\"\nhash_on = { cookie = \"session\" }",
+    ) + &upstream_block("byip", &all, "balance = \"hash\"\nhash_on = \"client_ip\"")
         + "[[routes]]\nheaders = { \"x-mode\" = \"header\" }\nupstream = \"byheader\"\n"
         + "[[routes]]\nheaders = { \"x-mode\" = \"cookie\" }\nupstream = \"bycookie\"\n"
         + "[[routes]]\nheaders = { \"x-mode\" = \"ip\" }\nupstream = \"byip\"\n";
@@ -128,7 +149,11 @@ async fn hash_by_header_cookie_and_client_ip_is_sticky() {
             }
         }
         let distinct: std::collections::HashSet<_> = owner.values().collect();
-        assert_eq!(distinct.len(), 3, "{mode}: 30 keys should spread over all 3 targets: {owner:?}");
+        assert_eq!(
+            distinct.len(),
+            3,
+            "{mode}: 30 keys should spread over all 3 targets: {owner:?}"
+        );
     }
     // Every test request comes from 127.0.0.1, so hashing on the client IP pins them to one target.
     let c = counts(&gw, 30, |_| vec![("x-mode".into(), "ip".into())]).await;
@@ -158,5 +183,8 @@ async fn pool_reuses_upstream_connections() {
     let reqs = up.requests.load(Ordering::Relaxed);
     let conns = up.connections.load(Ordering::Relaxed);
     assert_eq!(reqs, 800);
-    assert!(conns <= 16, "800 requests used {conns} upstream connections");
+    assert!(
+        conns <= 16,
+        "800 requests used {conns} upstream connections"
+    );
 }

@@ -16,7 +16,10 @@ fn assert_problem(r: &Resp, status: u16, detail_has: &str) {
     assert_eq!(j["status"], status);
     assert!(j["title"].is_string());
     let detail = j["detail"].as_str().unwrap_or("");
-    assert!(detail.contains(detail_has), "detail {detail:?} lacks {detail_has:?}");
+    assert!(
+        detail.contains(detail_has),
+        "detail {detail:?} lacks {detail_has:?}"
+    );
 }
 
 /// A port with nothing listening on it.
@@ -52,7 +55,11 @@ async fn error_statuses() {
         Proto::Auto,
         None,
         handler(|req| async move {
-            let status = if req.uri().path() == "/health" { 500 } else { 200 };
+            let status = if req.uri().path() == "/health" {
+                500
+            } else {
+                200
+            };
             let mut r = http::Response::new(full("sick"));
             *r.status_mut() = http::StatusCode::from_u16(status).expect("status");
             r
@@ -102,24 +109,56 @@ upstream = "checked"
     );
     let gw = Gateway::start(&cfg).await;
 
-    assert_problem(&get(&gw.url("/nowhere")).await.expect("404"), 404, "no route matches GET");
-    assert_problem(&get(&gw.url("/refused")).await.expect("502"), 502, "could not connect");
+    assert_problem(
+        &get(&gw.url("/nowhere")).await.expect("404"),
+        404,
+        "no route matches GET",
+    );
+    assert_problem(
+        &get(&gw.url("/refused")).await.expect("502"),
+        502,
+        "could not connect",
+    );
     assert_problem(&get(&gw.url("/reset")).await.expect("502"), 502, "failed");
     let t = std::time::Instant::now();
-    assert_problem(&get(&gw.url("/slow")).await.expect("504"), 504, "did not answer within");
-    assert!(t.elapsed() < Duration::from_secs(3), "the timeout was not applied");
+    assert_problem(
+        &get(&gw.url("/slow")).await.expect("504"),
+        504,
+        "did not answer within",
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "the timeout was not applied"
+    );
     // The first failure takes the only target out of rotation: then there is no healthy target.
-    assert_problem(&get(&gw.url("/down")).await.expect("502"), 502, "could not connect");
-    assert_problem(&get(&gw.url("/down")).await.expect("503"), 503, "no healthy target");
+    assert_problem(
+        &get(&gw.url("/down")).await.expect("502"),
+        502,
+        "could not connect",
+    );
+    assert_problem(
+        &get(&gw.url("/down")).await.expect("503"),
+        503,
+        "no healthy target",
+    );
     // An active check that fails takes the target out although it still answers requests.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_problem(&get(&gw.url("/checked")).await.expect("503"), 503, "no healthy target");
-    let ups = get(&gw.admin_url("/upstreams")).await.expect("admin").json();
+    assert_problem(
+        &get(&gw.url("/checked")).await.expect("503"),
+        503,
+        "no healthy target",
+    );
+    let ups = get(&gw.admin_url("/upstreams"))
+        .await
+        .expect("admin")
+        .json();
     assert_eq!(ups["checked"]["targets"][0]["healthy"], false);
 }
 
 async fn raw(gw: &Gateway, request: &[u8]) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).await.expect("connect");
+    let mut s = TcpStream::connect(("127.0.0.1", gw.port))
+        .await
+        .expect("connect");
     s.write_all(request).await.expect("write");
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out)).await;
@@ -129,7 +168,11 @@ async fn raw(gw: &Gateway, request: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_4xx_and_never_reach_upstream() {
     let up = Upstream::echo("up").await;
-    let gw = Gateway::start(&format!("{}[[routes]]\nupstream = \"up\"\n", upstream_block("up", &[&up], ""))).await;
+    let gw = Gateway::start(&format!(
+        "{}[[routes]]\nupstream = \"up\"\n",
+        upstream_block("up", &[&up], "")
+    ))
+    .await;
     let cases: [(&str, &[u8]); 6] = [
         ("garbage request line", b"HELLO THERE\r\n\r\n"),
         ("bad header name", b"GET / HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n"),
@@ -140,16 +183,27 @@ async fn malformed_requests_get_4xx_and_never_reach_upstream() {
     ];
     for (what, req) in cases {
         let out = raw(&gw, req).await;
-        let status: u16 = out.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let status: u16 = out
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         // The bad chunk is only seen while streaming the body: the upstream may have the head,
         // but the body it gets is cut, and the client never gets a 2xx.
         if what == "bad chunk size" {
             assert!(!(200..300).contains(&status), "{what}: {out}");
             continue;
         }
-        assert!((400..500).contains(&status), "{what}: expected a 4xx, got {out:?}");
+        assert!(
+            (400..500).contains(&status),
+            "{what}: expected a 4xx, got {out:?}"
+        );
     }
-    assert_eq!(up.requests.load(Ordering::Relaxed), 0, "a malformed request reached the upstream");
+    assert_eq!(
+        up.requests.load(Ordering::Relaxed),
+        0,
+        "a malformed request reached the upstream"
+    );
     // And the gateway still serves.
     assert_eq!(get(&gw.url("/")).await.expect("ok").status, 200);
 }
@@ -160,16 +214,30 @@ async fn malformed_requests_get_4xx_and_never_reach_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smuggled_request_never_reaches_upstream() {
     let up = Upstream::echo("up").await;
-    let gw = Gateway::start(&format!("{}[[routes]]\nupstream = \"up\"\n", upstream_block("up", &[&up], ""))).await;
+    let gw = Gateway::start(&format!(
+        "{}[[routes]]\nupstream = \"up\"\n",
+        upstream_block("up", &[&up], "")
+    ))
+    .await;
     let out = raw(
         &gw,
         b"POST /first HTTP/1.1\r\nHost: a\r\nContent-Length: 50\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
     )
     .await;
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-    assert!(out.to_ascii_lowercase().contains("connection: close"), "{out}");
-    assert!(!out.contains("content-length\":"), "the upstream must not see Content-Length: {out}");
+    assert!(
+        out.to_ascii_lowercase().contains("connection: close"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("content-length\":"),
+        "the upstream must not see Content-Length: {out}"
+    );
     assert!(!out.contains("/smuggled"), "{out}");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(up.requests.load(Ordering::Relaxed), 1, "exactly one request may reach the upstream");
+    assert_eq!(
+        up.requests.load(Ordering::Relaxed),
+        1,
+        "exactly one request may reach the upstream"
+    );
 }

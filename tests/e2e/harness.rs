@@ -29,8 +29,9 @@ use tokio::task::JoinHandle;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = BoxBody<Bytes, BoxError>;
-pub type Handler =
-    Arc<dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync>;
+pub type Handler = Arc<
+    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync,
+>;
 
 pub fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|e| match e {}).boxed()
@@ -97,14 +98,18 @@ impl Upstream {
         tls: Option<Arc<rustls::ServerConfig>>,
         handler: Handler,
     ) -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
         let addr = listener.local_addr().expect("addr");
         let connections = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
         let (c, r) = (connections.clone(), requests.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 c.fetch_add(1, Ordering::Relaxed);
                 let handler = handler.clone();
                 let r = r.clone();
@@ -121,13 +126,16 @@ impl Upstream {
                     }
                     match tls {
                         Some(cfg) => {
-                            let Ok(s) = tokio_rustls::TlsAcceptor::from(cfg).accept(stream).await else {
+                            let Ok(s) = tokio_rustls::TlsAcceptor::from(cfg).accept(stream).await
+                            else {
                                 return;
                             };
                             let _ = b.serve_connection_with_upgrades(TokioIo::new(s), svc).await;
                         }
                         None => {
-                            let _ = b.serve_connection_with_upgrades(TokioIo::new(stream), svc).await;
+                            let _ = b
+                                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                                .await;
                         }
                     }
                 });
@@ -150,7 +158,12 @@ pub fn echo_handler(name: String) -> Handler {
             let headers: serde_json::Map<String, Value> = req
                 .headers()
                 .iter()
-                .map(|(k, v)| (k.to_string(), Value::String(v.to_str().unwrap_or("?").to_string())))
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        Value::String(v.to_str().unwrap_or("?").to_string()),
+                    )
+                })
                 .collect();
             let out = serde_json::json!({
                 "upstream": name,
@@ -161,7 +174,8 @@ pub fn echo_handler(name: String) -> Handler {
                 "headers": headers,
             });
             let mut resp = Response::new(full(out.to_string()));
-            resp.headers_mut().insert("x-upstream", name.parse().expect("header"));
+            resp.headers_mut()
+                .insert("x-upstream", name.parse().expect("header"));
             resp
         })
     })
@@ -277,7 +291,8 @@ format = "json"
 
     /// Resident memory of the gateway process, from /proc.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -305,7 +320,10 @@ format = "json"
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("gateway did not exit within {within:?}; log:\n{}", self.log());
+        panic!(
+            "gateway did not exit within {within:?}; log:\n{}",
+            self.log()
+        );
     }
 
     /// Replaces the config file (same listener and admin) by writing a new file and renaming it
@@ -371,7 +389,10 @@ pub fn h2c_client() -> Client<HttpConnector, Body> {
         .build_http()
 }
 
-pub async fn send_with(c: &Client<HttpConnector, Body>, req: Request<Body>) -> Result<Resp, BoxError> {
+pub async fn send_with(
+    c: &Client<HttpConnector, Body>,
+    req: Request<Body>,
+) -> Result<Resp, BoxError> {
     let resp = c.request(req).await?;
     let (parts, body) = resp.into_parts();
     let body = body.collect().await?.to_bytes();
@@ -397,7 +418,9 @@ pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> Resp {
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
-    send(b.body(full("")).expect("request")).await.expect("response")
+    send(b.body(full("")).expect("request"))
+        .await
+        .expect("response")
 }
 
 /// Runs curl and returns (exit ok, stdout).
@@ -410,13 +433,19 @@ pub fn curl(args: &[&str]) -> (bool, String) {
     if !out.status.success() {
         eprintln!("curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 /// A config block for an upstream named `name` over the given servers.
 pub fn upstream_block(name: &str, servers: &[&Upstream], extra: &str) -> String {
     let targets: Vec<String> = servers.iter().map(|s| format!("\"{}\"", s.addr)).collect();
-    format!("[upstreams.{name}]\ntargets = [{}]\n{extra}\n", targets.join(", "))
+    format!(
+        "[upstreams.{name}]\ntargets = [{}]\n{extra}\n",
+        targets.join(", ")
+    )
 }
 
 // ---------------------------------------------------------------- TLS material
@@ -454,21 +483,24 @@ impl TestPki {
             ca: dir.join("ca.pem"),
             cert: dir.join("cert.pem"),
             key: dir.join("key.pem"),
-            server_config: Arc::new(rustls::ServerConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key der"),
-            )
-            .map(|mut c| {
-                c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-                c
-            })
-            .expect("server config")),
+            server_config: Arc::new(
+                rustls::ServerConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![cert.der().clone()],
+                    rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der())
+                        .expect("key der"),
+                )
+                .map(|mut c| {
+                    c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+                    c
+                })
+                .expect("server config"),
+            ),
         };
         std::fs::write(&pki.ca, ca_cert.pem()).expect("write ca");
         std::fs::write(&pki.cert, cert.pem()).expect("write cert");

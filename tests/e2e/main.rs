@@ -4,5 +4,7 @@ mod harness;
 
 mod balance;
 mod errors;
+mod lifecycle;
 mod protocols;
 mod routing;
+mod streaming;

@@ -23,12 +23,21 @@ async fn h2_client_and_h2_upstream() {
 
     // HTTP/2 client (prior knowledge) to an HTTP/1.1 upstream.
     let c = h2c_client();
-    let r = send_with(&c, Request::get(gw.url("/one")).body(full("")).expect("req")).await.expect("h2");
+    let r = send_with(
+        &c,
+        Request::get(gw.url("/one")).body(full("")).expect("req"),
+    )
+    .await
+    .expect("h2");
     assert_eq!(r.version, http::Version::HTTP_2);
     let j = r.json();
     assert_eq!(j["version"], "HTTP/1.1");
     assert_eq!(j["headers"]["via"], "2 wasmgate");
-    assert!(j["headers"]["host"].as_str().is_some_and(|h| h.starts_with("127.0.0.1:")));
+    assert!(
+        j["headers"]["host"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("127.0.0.1:"))
+    );
 
     // HTTP/1.1 client to an HTTP/2-only upstream.
     let r = get(&gw.url("/two")).await.expect("h1");
@@ -45,7 +54,13 @@ async fn h2_client_and_h2_upstream() {
 async fn tls_termination_with_alpn_and_tls_upstream() {
     let pki = TestPki::new();
     let plain = Upstream::echo("plain").await;
-    let secure = Upstream::start("secure", Proto::Auto, Some(pki.server_config.clone()), echo_handler("secure".into())).await;
+    let secure = Upstream::start(
+        "secure",
+        Proto::Auto,
+        Some(pki.server_config.clone()),
+        echo_handler("secure".into()),
+    )
+    .await;
     let tls_port = free_port();
     let cfg = format!(
         r#"[[listeners]]
@@ -84,7 +99,13 @@ upstream = "plain"
 
     for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
         let (ok, out) = curl(&[
-            flag, "--cacert", &ca, "--resolve", &resolve, "-w", "\n%{http_version}",
+            flag,
+            "--cacert",
+            &ca,
+            "--resolve",
+            &resolve,
+            "-w",
+            "\n%{http_version}",
             &format!("{base}/hello"),
         ]);
         assert!(ok, "curl {flag} failed: {out}");
@@ -111,7 +132,13 @@ upstream = "plain"
 async fn tls_upstream_with_untrusted_certificate_is_a_502() {
     let pki = TestPki::new();
     let other = TestPki::new();
-    let secure = Upstream::start("secure", Proto::Auto, Some(pki.server_config.clone()), echo_handler("s".into())).await;
+    let secure = Upstream::start(
+        "secure",
+        Proto::Auto,
+        Some(pki.server_config.clone()),
+        echo_handler("s".into()),
+    )
+    .await;
     let cfg = format!(
         "[upstreams.s]\ntargets = [\"{}\"]\ntls = {{ ca = \"{}\" }}\n{}",
         secure.addr,
@@ -125,12 +152,16 @@ async fn tls_upstream_with_untrusted_certificate_is_a_502() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_echo_through_the_gateway() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         while let Ok((s, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else { return };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
+                    return;
+                };
                 while let Some(Ok(msg)) = ws.next().await {
                     if msg.is_text() || msg.is_binary() {
                         let _ = ws.send(msg).await;
@@ -141,13 +172,16 @@ async fn websocket_echo_through_the_gateway() {
     });
     let cfg = format!("[upstreams.ws]\ntargets = [\"{addr}\"]\n{}", route_to("ws"));
     let gw = Gateway::start(&cfg).await;
-    let (mut ws, resp) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/chat", gw.port))
-        .await
-        .expect("websocket handshake through the gateway");
+    let (mut ws, resp) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/chat", gw.port))
+            .await
+            .expect("websocket handshake through the gateway");
     assert_eq!(resp.status(), 101);
     for i in 0..20 {
         let text = format!("hello {i}");
-        ws.send(tokio_tungstenite::tungstenite::Message::text(text.clone())).await.expect("send");
+        ws.send(tokio_tungstenite::tungstenite::Message::text(text.clone()))
+            .await
+            .expect("send");
         let back = ws.next().await.expect("message").expect("ok");
         assert_eq!(back.into_text().expect("text").as_str(), text);
     }
@@ -163,7 +197,12 @@ async fn grpc_over_h2_keeps_trailers() {
         None,
         handler(|req| async move {
             let te = req.headers().get("te").cloned();
-            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             let mut trailers = HeaderMap::new();
             trailers.insert("grpc-status", HeaderValue::from_static("0"));
             trailers.insert("grpc-message", HeaderValue::from_static("ok"));
@@ -176,7 +215,8 @@ async fn grpc_over_h2_keeps_trailers() {
                 .with_trailers(async move { Some(Ok(trailers)) })
                 .boxed();
             let mut resp = http::Response::new(out);
-            resp.headers_mut().insert("content-type", HeaderValue::from_static("application/grpc"));
+            resp.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/grpc"));
             resp
         }),
     )
@@ -194,9 +234,15 @@ async fn grpc_over_h2_keeps_trailers() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/grpc");
     let collected = resp.into_body().collect().await.expect("body");
-    let trailers = collected.trailers().cloned().expect("trailers reach the client");
+    let trailers = collected
+        .trailers()
+        .cloned()
+        .expect("trailers reach the client");
     assert_eq!(trailers["grpc-status"], "0");
     assert_eq!(trailers["grpc-message"], "ok");
-    assert_eq!(trailers["x-te-seen"], "trailers", "TE: trailers must reach the upstream");
+    assert_eq!(
+        trailers["x-te-seen"], "trailers",
+        "TE: trailers must reach the upstream"
+    );
     assert_eq!(collected.to_bytes().as_ref(), msg);
 }

@@ -12,7 +12,10 @@ async fn routed(gw: &Gateway, path: &str, headers: &[(&str, &str)]) -> (u16, Str
         200,
         j["upstream"].as_str().unwrap_or("").to_string(),
         j["path"].as_str().unwrap_or("").to_string()
-            + &j["query"].as_str().map(|q| format!("?{q}")).unwrap_or_default(),
+            + &j["query"]
+                .as_str()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default(),
     )
 }
 
@@ -105,13 +108,29 @@ upstream = "rewrite"
     assert_eq!(routed(&gw, "/users/7/posts/abc", &[]).await.1, "pattern");
     assert_eq!(routed(&gw, "/users/7/posts", &[]).await.1, "fallback");
     // host: exact beats wildcard, wildcard covers deeper names, port and case are ignored
-    assert_eq!(routed(&gw, "/h", &[("host", "api.example.com")]).await.1, "host");
-    assert_eq!(routed(&gw, "/h", &[("host", "API.Example.com:8443")]).await.1, "host");
-    assert_eq!(routed(&gw, "/h", &[("host", "a.b.example.com")]).await.1, "wild");
-    assert_eq!(routed(&gw, "/h", &[("host", "example.com")]).await.1, "fallback");
+    assert_eq!(
+        routed(&gw, "/h", &[("host", "api.example.com")]).await.1,
+        "host"
+    );
+    assert_eq!(
+        routed(&gw, "/h", &[("host", "API.Example.com:8443")])
+            .await
+            .1,
+        "host"
+    );
+    assert_eq!(
+        routed(&gw, "/h", &[("host", "a.b.example.com")]).await.1,
+        "wild"
+    );
+    assert_eq!(
+        routed(&gw, "/h", &[("host", "example.com")]).await.1,
+        "fallback"
+    );
     // method
     let post = send(
-        http::Request::post(gw.url("/m")).body(full("x")).expect("req"),
+        http::Request::post(gw.url("/m"))
+            .body(full("x"))
+            .expect("req"),
     )
     .await
     .expect("post");
@@ -119,7 +138,10 @@ upstream = "rewrite"
     assert_eq!(routed(&gw, "/m", &[]).await.1, "fallback");
     // header
     assert_eq!(routed(&gw, "/hdr", &[("x-version", "2")]).await.1, "header");
-    assert_eq!(routed(&gw, "/hdr", &[("x-version", "1")]).await.1, "fallback");
+    assert_eq!(
+        routed(&gw, "/hdr", &[("x-version", "1")]).await.1,
+        "fallback"
+    );
     // query
     assert_eq!(routed(&gw, "/q?a=1&beta=yes", &[]).await.1, "query");
     assert_eq!(routed(&gw, "/q?beta=no", &[]).await.1, "fallback");
@@ -162,10 +184,16 @@ async fn forwarding_and_hop_by_hop_headers() {
     assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-forwarded-host"], "shop.example.com");
-    assert_eq!(h["host"], "shop.example.com", "Host is preserved by default");
+    assert_eq!(
+        h["host"], "shop.example.com",
+        "Host is preserved by default"
+    );
     assert_eq!(h["via"], "1.1 wasmgate");
     for gone in ["x-drop-me", "keep-alive", "proxy-authorization", "te"] {
-        assert!(h.get(gone).is_none(), "{gone} must not reach the upstream: {h}");
+        assert!(
+            h.get(gone).is_none(),
+            "{gone} must not reach the upstream: {h}"
+        );
     }
     assert_eq!(r.header("via"), Some("1.1 wasmgate"));
 

@@ -1,0 +1,200 @@
+//! Reload without restart (file watch, SIGHUP, admin call), refusal of a bad file, and draining
+//! in-flight requests on SIGTERM.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::harness::*;
+
+fn to(up: &str) -> String {
+    format!("[[routes]]\nupstream = \"{up}\"\n")
+}
+
+/// Keeps `clients` connections busy until `stop`; returns (ok, failed, answered by `b`).
+fn load(
+    gw: &Gateway,
+    clients: usize,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<(usize, usize, usize)>> {
+    (0..clients)
+        .map(|_| {
+            let url = gw.url("/");
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let c = client();
+                let (mut ok, mut failed, mut new) = (0, 0, 0);
+                while !stop.load(Ordering::Relaxed) {
+                    match send_with(&c, http::Request::get(&url).body(full("")).expect("req")).await
+                    {
+                        Ok(r) if r.status == 200 => {
+                            ok += 1;
+                            if r.header("x-upstream") == Some("b") {
+                                new += 1;
+                            }
+                        }
+                        Ok(r) => {
+                            eprintln!("failed: {} {}", r.status, r.text());
+                            failed += 1
+                        }
+                        Err(e) => {
+                            eprintln!("failed: {e}");
+                            failed += 1
+                        }
+                    }
+                }
+                (ok, failed, new)
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_under_load_loses_nothing() {
+    let a = Upstream::echo("a").await;
+    let b = Upstream::echo("b").await;
+    let gw = Gateway::start(
+        &(upstream_block("a", &[&a], "") + &upstream_block("b", &[&b], "") + &to("a")),
+    )
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = load(&gw, 16, stop.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Flip between the two upstreams by editing the file, 10 times, under load.
+    for i in 0..10 {
+        let target = if i % 2 == 0 { "b" } else { "a" };
+        gw.write_config(
+            &(upstream_block("a", &[&a], "") + &upstream_block("b", &[&b], "") + &to(target)),
+        );
+        gw.wait_generation(2 + i).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (mut ok, mut failed, mut new) = (0, 0, 0);
+    for t in tasks {
+        let (o, f, n) = t.await.expect("task");
+        ok += o;
+        failed += f;
+        new += n;
+    }
+    eprintln!("{ok} ok, {failed} failed, {new} answered by b");
+    assert_eq!(failed, 0);
+    assert!(ok > 500, "too little load to prove anything: {ok}");
+    assert!(new > 0, "the reloaded route never took effect");
+    assert!(gw.log().contains("config reloaded"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_reload_is_refused_and_old_config_serves() {
+    let a = Upstream::echo("a").await;
+    let b = Upstream::echo("b").await;
+    let good = upstream_block("a", &[&a], "") + &upstream_block("b", &[&b], "") + &to("a");
+    let gw = Gateway::start(&good).await;
+
+    // 1. A file with a syntax error, seen by the file watcher.
+    gw.write_config(&(good.clone() + "[[routes]\n"));
+    // 2. A valid TOML file with a broken reference, through the admin call.
+    gw.write_config(&(upstream_block("a", &[&a], "") + &to("missing")));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let r = send(
+        http::Request::post(gw.admin_url("/reload"))
+            .body(full(""))
+            .expect("req"),
+    )
+    .await
+    .expect("admin reload");
+    assert_eq!(r.status, 422);
+    let errors = r.json()["errors"].to_string();
+    assert!(errors.contains("gateway.toml:"), "{errors}");
+    assert!(
+        errors.contains("upstream `missing`, which is not defined"),
+        "{errors}"
+    );
+    // 3. And through SIGHUP.
+    gw.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert_eq!(
+        gw.generation().await,
+        1,
+        "no bad file may become the config"
+    );
+    let r = get(&gw.url("/")).await.expect("still serving");
+    assert_eq!(r.header("x-upstream"), Some("a"));
+    let log = gw.log();
+    assert!(log.contains("config reload refused"), "{log}");
+    assert!(
+        log.contains("gateway.toml:"),
+        "errors in the log name the file: {log}"
+    );
+
+    // A good file after the bad ones is taken, here through SIGHUP.
+    gw.write_config(&(upstream_block("a", &[&a], "") + &upstream_block("b", &[&b], "") + &to("b")));
+    gw.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = get(&gw.url("/")).await.expect("serving");
+        if r.header("x-upstream") == Some("b") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "good config never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let s2 = started.clone();
+    let slow = Upstream::start(
+        "slow",
+        Proto::Auto,
+        None,
+        handler(move |_| {
+            s2.fetch_add(1, Ordering::Relaxed);
+            async {
+                tokio::time::sleep(Duration::from_millis(800)).await;
+                http::Response::new(full("done"))
+            }
+        }),
+    )
+    .await;
+    let mut gw = Gateway::start(&(upstream_block("slow", &[&slow], "") + &to("slow"))).await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let url = gw.url("/");
+        tasks.push(tokio::spawn(async move { get(&url).await }));
+    }
+    while started.load(Ordering::Relaxed) < 20 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gw.signal("TERM");
+    // While draining: readiness says so, and new connections are no longer accepted.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ready = get(&gw.admin_url("/readyz"))
+        .await
+        .expect("admin still up while draining");
+    assert_eq!(ready.status, 503);
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
+            .await
+            .is_err(),
+        "listener must be closed"
+    );
+
+    for t in tasks {
+        let r = t
+            .await
+            .expect("task")
+            .expect("in-flight request must complete");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.text(), "done");
+    }
+    assert!(
+        gw.wait_exit(Duration::from_secs(5)).await,
+        "clean exit after drain"
+    );
+}
