@@ -1,1 +1,54 @@
+//! Golden tests for bad configs: `wasmgate check` on each `tests/configs/invalid/NAME.toml` must
+//! fail and print exactly `NAME.err` (file, line, column, what is wrong and what to do).
+//! Run with `UPDATE_GOLDEN=1` to rewrite the `.err` files after a deliberate change of wording.
 
+use std::path::Path;
+use std::process::Command;
+
+fn check(config: &Path) -> (bool, String) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmgate"))
+        .current_dir(&root)
+        .arg("check")
+        .arg("-c")
+        .arg(config)
+        .output()
+        .expect("run wasmgate check");
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn invalid_configs_fail_with_their_golden_errors() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = root.join("tests/configs/invalid");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/configs/invalid")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "at least 10 golden configs");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut failures = Vec::new();
+    for path in names {
+        let rel = path.strip_prefix(&root).expect("inside the repo");
+        let (ok, stderr) = check(rel);
+        assert!(!ok, "{} should be refused", rel.display());
+        let golden = path.with_extension("err");
+        if update {
+            std::fs::write(&golden, &stderr).expect("write golden");
+            continue;
+        }
+        let want = std::fs::read_to_string(&golden).unwrap_or_default();
+        if want != stderr {
+            failures.push(format!("{}:\n--- want\n{want}--- got\n{stderr}", rel.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn example_config_is_valid() {
+    let (ok, stderr) = check(Path::new("gateway.toml"));
+    assert!(ok, "gateway.toml: {stderr}");
+}

@@ -36,10 +36,10 @@ pub struct Config {
 pub struct Server {
     /// Worker threads; defaults to the number of cores.
     pub workers: Option<usize>,
-    #[serde(default = "default_shutdown_timeout", with = "humantime_serde")]
+    #[serde(default = "default_shutdown_timeout", with = "super::types::duration")]
     pub shutdown_timeout: Duration,
     /// How long a client may take to send its request head.
-    #[serde(default = "default_header_timeout", with = "humantime_serde")]
+    #[serde(default = "default_header_timeout", with = "super::types::duration")]
     pub header_read_timeout: Duration,
     /// Watch the config file and reload it when it changes.
     #[serde(default = "yes")]
@@ -60,6 +60,7 @@ impl Default for Server {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
+    #[serde(with = "super::types::socket_addr")]
     pub address: SocketAddr,
     pub tls: Option<ServerTls>,
     /// Offer HTTP/2 (ALPN `h2` on TLS, prior knowledge on plain listeners).
@@ -77,7 +78,7 @@ pub struct ServerTls {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Admin {
-    #[serde(default = "default_admin_address")]
+    #[serde(default = "default_admin_address", with = "super::types::socket_addr")]
     pub address: SocketAddr,
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -126,6 +127,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DemoBackend {
+    #[serde(with = "super::types::socket_addr")]
     pub address: SocketAddr,
 }
 
@@ -135,10 +137,10 @@ pub struct Upstream {
     pub targets: Vec<Spanned<Target>>,
     pub balance: Option<Spanned<Balance>>,
     pub hash_on: Option<HashOn>,
-    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    #[serde(default = "default_connect_timeout", with = "super::types::duration")]
     pub connect_timeout: Duration,
     /// Time allowed for the upstream's response head, after the request was sent.
-    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    #[serde(default = "default_request_timeout", with = "super::types::duration")]
     pub request_timeout: Duration,
     /// Speak HTTP/2 to the targets (prior knowledge on plain TCP, ALPN with TLS).
     #[serde(default)]
@@ -195,7 +197,7 @@ pub struct Health {
     #[serde(default = "default_max_fails")]
     pub max_fails: u32,
     /// How long a failed target stays out before it is tried again.
-    #[serde(default = "default_fail_timeout", with = "humantime_serde")]
+    #[serde(default = "default_fail_timeout", with = "super::types::duration")]
     pub fail_timeout: Duration,
     /// Active checks: `GET path` on every target each interval; a non-2xx/3xx takes it out.
     pub check: Option<HealthCheck>,
@@ -215,16 +217,16 @@ impl Default for Health {
 #[serde(deny_unknown_fields)]
 pub struct HealthCheck {
     pub path: PathPrefix,
-    #[serde(default = "default_check_interval", with = "humantime_serde")]
+    #[serde(default = "default_check_interval", with = "super::types::duration")]
     pub interval: Duration,
-    #[serde(default = "default_check_timeout", with = "humantime_serde")]
+    #[serde(default = "default_check_timeout", with = "super::types::duration")]
     pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Pool {
-    #[serde(default = "default_pool_idle", with = "humantime_serde")]
+    #[serde(default = "default_pool_idle", with = "super::types::duration")]
     pub idle_timeout: Duration,
     #[serde(default = "default_pool_max_idle")]
     pub max_idle_per_target: usize,

@@ -175,3 +175,43 @@ fn check_header(s: &str) -> Result<(), String> {
         .map(|_| ())
         .map_err(|_| format!("invalid header name `{s}`"))
 }
+
+/// `with = "duration"`: `"5s"`, `"250ms"`, `"1m 30s"`.
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "invalid duration `{s}`: write a number and a unit, e.g. \"5s\", \"250ms\" or \"1m\""
+            ))
+        })
+    }
+
+    pub fn serialize<S: Serializer>(v: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*v).to_string())
+    }
+}
+
+/// `with = "socket_addr"`: an IP address and a port.
+pub mod socket_addr {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(|_| {
+            serde::de::Error::custom(format!(
+                "invalid address `{s}`: write an IP address and a port, e.g. \"0.0.0.0:8080\", \"127.0.0.1:9901\" or \"[::]:8080\""
+            ))
+        })
+    }
+
+    pub fn serialize<S: Serializer>(v: &SocketAddr, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+}
