@@ -14,7 +14,10 @@ fn check(config: &Path) -> (bool, String) {
         .arg(config)
         .output()
         .expect("run wasmgate check");
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -41,7 +44,10 @@ fn invalid_configs_fail_with_their_golden_errors() {
         }
         let want = std::fs::read_to_string(&golden).unwrap_or_default();
         if want != stderr {
-            failures.push(format!("{}:\n--- want\n{want}--- got\n{stderr}", rel.display()));
+            failures.push(format!(
+                "{}:\n--- want\n{want}--- got\n{stderr}",
+                rel.display()
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -204,12 +204,21 @@ async fn admin_reports_health_readiness_and_active_config() {
     let a = Upstream::echo("a").await;
     let gw = Gateway::start(&(upstream_block("a", &[&a], "") + &to("a"))).await;
     let h = get(&gw.admin_url("/healthz")).await.expect("healthz");
-    assert_eq!((h.status.as_u16(), h.json()["status"].as_str()), (200, Some("ok")));
+    assert_eq!(
+        (h.status.as_u16(), h.json()["status"].as_str()),
+        (200, Some("ok"))
+    );
     let c = get(&gw.admin_url("/config")).await.expect("config").json();
     assert_eq!(c["generation"], 1);
-    assert_eq!(c["config"]["upstreams"]["a"]["targets"][0]["address"], a.authority());
+    assert_eq!(
+        c["config"]["upstreams"]["a"]["targets"][0]["address"],
+        a.authority()
+    );
     assert_eq!(c["config"]["upstreams"]["a"]["connect_timeout"], "5s");
-    let u = get(&gw.admin_url("/upstreams")).await.expect("upstreams").json();
+    let u = get(&gw.admin_url("/upstreams"))
+        .await
+        .expect("upstreams")
+        .json();
     assert_eq!(u["a"]["targets"][0]["healthy"], true);
     let (ok, out) = curl(&["-X", "POST", &gw.admin_url("/reload")]);
     assert!(ok);

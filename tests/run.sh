@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, from a machine that has only the Rust toolchain: installs what the tests
+# need, then checks formatting and lints, then runs every test against the release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the tests use as real peers.
+need=()
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+# Release build: the end-to-end tests run the gateway as users do.
+cargo test --workspace --release
