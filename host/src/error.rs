@@ -27,7 +27,9 @@ impl ProxyError {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ProxyError::NoHealthyTarget(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::Upstream(UpstreamError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Upstream(
+                UpstreamError::Timeout { .. } | UpstreamError::ConnectTimeout { .. },
+            ) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Upstream(UpstreamError::Request(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
         }

@@ -188,3 +188,46 @@ async fn pool_reuses_upstream_connections() {
         "800 requests used {conns} upstream connections"
     );
 }
+
+/// An upstream that closes every connection after one response without saying so: the pooled
+/// connection is dead by the next request, which must go out on a fresh one, not fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_skips_connections_the_upstream_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let a2 = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            a2.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                // and close, although HTTP/1.1 promised keep-alive
+            });
+        }
+    });
+    let gw = Gateway::start(&format!(
+        "[upstreams.u]\ntargets = [\"{addr}\"]\n{}",
+        route_to("u")
+    ))
+    .await;
+    for i in 0..30 {
+        let r = get(&gw.url("/")).await.expect("response");
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(accepted.load(Ordering::Relaxed), 30);
+}

@@ -1,6 +1,7 @@
 //! The response body handed to the client: the upstream's stream (never buffered) or a body the
-//! gateway made. It counts bytes and writes the access-log line once the body is done or dropped,
-//! and it holds the target's in-flight count until then, so `least_conn` sees streaming load.
+//! gateway made. It counts bytes and writes the access-log line once the body is done or dropped.
+//! It holds the upstream lease until then: `least_conn` sees streaming load, and the connection
+//! goes back to the pool only once its response was read to the end.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -12,7 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
-use crate::upstream::InFlight;
+use crate::upstream::Lease;
 
 pub enum Inner {
     Upstream(Incoming),
@@ -35,16 +36,16 @@ pub struct ResponseBody {
     inner: Inner,
     bytes: u64,
     log: Option<Box<AccessRecord>>,
-    _in_flight: Option<InFlight>,
+    lease: Option<Lease>,
 }
 
 impl ResponseBody {
-    pub fn upstream(body: Incoming, in_flight: InFlight) -> Self {
+    pub fn upstream(body: Incoming, lease: Lease) -> Self {
         ResponseBody {
             inner: Inner::Upstream(body),
             bytes: 0,
             log: None,
-            _in_flight: Some(in_flight),
+            lease: Some(lease),
         }
     }
 
@@ -59,7 +60,7 @@ impl From<Bytes> for ResponseBody {
             inner: Inner::Full(Full::new(b)),
             bytes: 0,
             log: None,
-            _in_flight: None,
+            lease: None,
         }
     }
 }
@@ -76,10 +77,18 @@ impl Body for ResponseBody {
             Inner::Upstream(b) => Pin::new(b).poll_frame(cx),
             Inner::Full(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
         };
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            self.bytes += data.len() as u64;
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(lease) = &mut self.lease {
+                    lease.complete();
+                }
+            }
+            _ => {}
         }
         polled
     }
@@ -101,8 +110,11 @@ impl Body for ResponseBody {
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
+        let complete = self.is_end_stream();
+        if let (true, Some(lease)) = (complete, &mut self.lease) {
+            lease.complete();
+        }
         if let Some(r) = self.log.take() {
-            let complete = self.is_end_stream();
             tracing::info!(
                 target: "access",
                 client = %r.client,

@@ -133,15 +133,17 @@ async fn forward(
     let body = body.map_err(|e| Box::new(e) as BoxError).boxed_unsync();
 
     // forward
-    let in_flight = target.begin();
-    let mut resp = upstream
+    let (mut resp, mut lease) = upstream
         .send(&target, Request::from_parts(parts, body))
         .await?;
 
     // the response as the client sees it
     let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-    if let (true, Some(client_upgrade)) = (switching, client_upgrade) {
-        upgrade::tunnel(client_upgrade, hyper::upgrade::on(&mut resp));
+    if switching {
+        lease.detach();
+        if let Some(client_upgrade) = client_upgrade {
+            upgrade::tunnel(client_upgrade, hyper::upgrade::on(&mut resp));
+        }
     }
     let (mut parts, body) = resp.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers, switching && upgrade);
@@ -149,7 +151,7 @@ async fn forward(
     parts.version = incoming_version;
     Ok(Response::from_parts(
         parts,
-        ResponseBody::upstream(body, in_flight),
+        ResponseBody::upstream(body, lease),
     ))
 }
 

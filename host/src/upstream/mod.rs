@@ -2,11 +2,13 @@
 
 mod balance;
 mod health;
+mod pool;
 mod target;
 pub mod tls;
 
 pub use balance::{Balancer, HashSource};
-pub use target::{InFlight, Target};
+pub use pool::Lease;
+pub use target::Target;
 
 use std::error::Error as StdError;
 use std::sync::Arc;
@@ -17,10 +19,7 @@ use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
-use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use pool::{Connector, Sender};
 
 use crate::config;
 
@@ -32,6 +31,8 @@ pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 pub enum UpstreamError {
     #[error("could not connect to {target}: {reason}")]
     Connect { target: String, reason: String },
+    #[error("could not connect to {target} within {timeout:?}")]
+    ConnectTimeout { target: String, timeout: Duration },
     #[error("{target} did not answer within {timeout:?}")]
     Timeout { target: String, timeout: Duration },
     #[error("{target} failed: {reason}")]
@@ -46,7 +47,7 @@ pub struct Upstream {
     pub scheme: Scheme,
     pub preserve_host: bool,
     balancer: Balancer,
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    connector: Connector,
     request_timeout: Duration,
     max_fails: u32,
     fail_timeout: Duration,
@@ -90,47 +91,32 @@ impl Upstream {
             .map(|b| *b.get_ref())
             .unwrap_or_default();
 
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(cfg.connect_timeout));
-        http.set_keepalive(Some(Duration::from_secs(60)));
-        let (scheme, connector) = match &cfg.tls {
+        let tls = match &cfg.tls {
             Some(t) => {
-                let b = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(tls::client_config(ca)?)
-                    .https_only();
-                let b = match &t.server_name {
-                    Some(n) => match rustls::pki_types::ServerName::try_from(n.clone()) {
-                        Ok(sn) => b.with_server_name_resolver(FixedServerNameResolver::new(sn)),
-                        Err(_) => b,
-                    },
-                    None => b,
-                };
-                let conn = if cfg.http2 {
-                    b.enable_http2().wrap_connector(http)
+                let mut client = tls::client_config(ca)?;
+                client.alpn_protocols = if cfg.http2 {
+                    vec![b"h2".to_vec()]
                 } else {
-                    b.enable_http1().wrap_connector(http)
+                    vec![b"http/1.1".to_vec()]
                 };
-                (Scheme::HTTPS, conn)
+                let name = t
+                    .server_name
+                    .as_ref()
+                    .and_then(|n| rustls::pki_types::ServerName::try_from(n.clone()).ok());
+                Some((tokio_rustls::TlsConnector::from(Arc::new(client)), name))
             }
-            None => (
-                Scheme::HTTP,
-                hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(tls::client_config(None)?)
-                    .https_or_http()
-                    .enable_all_versions()
-                    .wrap_connector(http),
-            ),
+            None => None,
         };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(cfg.pool.idle_timeout)
-            .pool_max_idle_per_host(cfg.pool.max_idle_per_target)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .http2_only(cfg.http2)
-            .set_host(false)
-            .build(connector);
+        let scheme = if tls.is_some() {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        };
+        let connector = Connector {
+            tls,
+            http2: cfg.http2,
+            connect_timeout: cfg.connect_timeout,
+        };
 
         let up = Arc::new(Upstream {
             name: name.into(),
@@ -138,7 +124,7 @@ impl Upstream {
             scheme,
             preserve_host: cfg.preserve_host,
             balancer: Balancer::new(balance, cfg.hash_on.clone(), &weights),
-            client,
+            connector,
             request_timeout: cfg.request_timeout,
             max_fails: cfg.health.max_fails,
             fail_timeout: cfg.health.fail_timeout,
@@ -166,46 +152,92 @@ impl Upstream {
             .map_err(|e| UpstreamError::Request(e.to_string()))
     }
 
-    /// Sends a request (already addressed to `target`) and waits for the response head.
+    /// Sends a request (already addressed to `target`) and waits for the response head. The
+    /// lease must live as long as the response body: it returns the connection to the pool.
     pub async fn send(
         &self,
-        target: &Target,
+        target: &Arc<Target>,
         req: Request<Body>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        let name = || target.authority.to_string();
-        match tokio::time::timeout(self.request_timeout, self.client.request(req)).await {
+    ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
+        let mut lease = Lease::new(target.clone(), self.config.pool.max_idle_per_target);
+        let exchange = self.exchange(target, req, &mut lease);
+        let result = match tokio::time::timeout(self.request_timeout, exchange).await {
+            Ok(r) => r,
             Err(_) => Err(UpstreamError::Timeout {
-                target: name(),
+                target: target.authority.to_string(),
                 timeout: self.request_timeout,
             }),
-            Ok(Ok(resp)) => {
+        };
+        match result {
+            Ok(resp) => {
                 target.record_success();
-                Ok(resp)
+                Ok((resp, lease))
             }
-            Ok(Err(e)) if e.is_connect() => {
-                target.record_failure(self.max_fails, self.fail_timeout);
-                let reason = chain(&e);
-                if is_timeout(&e) {
-                    Err(UpstreamError::Timeout {
-                        target: name(),
-                        timeout: self.config.connect_timeout,
-                    })
-                } else {
-                    Err(UpstreamError::Connect {
-                        target: name(),
-                        reason,
-                    })
+            Err(e) => {
+                if matches!(
+                    e,
+                    UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout { .. }
+                ) {
+                    target.record_failure(self.max_fails, self.fail_timeout);
                 }
+                Err(e)
             }
-            Ok(Err(e)) => Err(UpstreamError::Failed {
-                target: name(),
-                reason: chain(&e),
-            }),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        target: &Arc<Target>,
+        mut req: Request<Body>,
+        lease: &mut Lease,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let failed = |e: hyper::Error| UpstreamError::Failed {
+            target: target.authority.to_string(),
+            reason: chain(&e),
+        };
+        loop {
+            // A pooled connection may have been closed by the target meanwhile; a request that
+            // was not sent on it is tried again on the next one, or on a new connection.
+            let (sender, pooled) = match target.pool.take(self.config.pool.idle_timeout) {
+                Some(s) => (s, true),
+                None => (self.connector.connect(target).await?, false),
+            };
+            let sent = match sender {
+                Sender::H1(mut s) => {
+                    if s.ready().await.is_err() {
+                        if pooled {
+                            continue;
+                        }
+                        return Err(UpstreamError::Failed {
+                            target: target.authority.to_string(),
+                            reason: "connection closed before the request".into(),
+                        });
+                    }
+                    let r = s.try_send_request(req).await;
+                    if r.is_ok() {
+                        lease.hold(s);
+                    }
+                    r
+                }
+                Sender::H2(mut s) => {
+                    if !pooled {
+                        target.pool.share_h2(&s);
+                    }
+                    s.try_send_request(req).await
+                }
+            };
+            match sent {
+                Ok(resp) => return Ok(resp),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if pooled => req = unsent,
+                    _ => return Err(failed(e.into_error())),
+                },
+            }
         }
     }
 
     /// A plain GET for health checks, bypassing balancing.
-    async fn probe(&self, target: &Target, path: &str, timeout: Duration) -> bool {
+    async fn probe(&self, target: &Arc<Target>, path: &str, timeout: Duration) -> bool {
         let Ok(pq) = PathAndQuery::try_from(path) else {
             return false;
         };
@@ -217,8 +249,9 @@ impl Upstream {
         if let Ok(host) = http::HeaderValue::from_str(target.authority.as_str()) {
             req.headers_mut().insert(http::header::HOST, host);
         }
+        let mut lease = Lease::new(target.clone(), self.config.pool.max_idle_per_target);
         matches!(
-            tokio::time::timeout(timeout, self.client.request(req)).await,
+            tokio::time::timeout(timeout, self.exchange(target, req, &mut lease)).await,
             Ok(Ok(r)) if r.status().is_success() || r.status().is_redirection()
         )
     }
@@ -233,17 +266,4 @@ fn chain(e: &dyn StdError) -> String {
         cur = c.source();
     }
     s
-}
-
-fn is_timeout(e: &(dyn StdError + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(c) = cur {
-        if let Some(io) = c.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::TimedOut
-        {
-            return true;
-        }
-        cur = c.source();
-    }
-    false
 }

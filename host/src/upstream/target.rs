@@ -1,16 +1,18 @@
 //! One target of an upstream: its address, its load, and whether it is in rotation.
 
-use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::uri::Authority;
 
+use super::pool::TargetPool;
+
 #[derive(Debug)]
 pub struct Target {
     pub authority: Authority,
     pub weight: u32,
+    pub(super) pool: TargetPool,
     in_flight: AtomicUsize,
     fails: AtomicU32,
     /// Milliseconds since `epoch()` until which passive health keeps the target out.
@@ -29,6 +31,7 @@ impl Target {
         Target {
             authority,
             weight,
+            pool: TargetPool::default(),
             in_flight: AtomicUsize::new(0),
             fails: AtomicU32::new(0),
             down_until: AtomicU64::new(0),
@@ -45,10 +48,13 @@ impl Target {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Counts a request against this target until the returned guard drops.
-    pub fn begin(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.clone())
+    pub(super) fn add_in_flight(&self, delta: isize) {
+        if delta >= 0 {
+            self.in_flight.fetch_add(delta as usize, Ordering::Relaxed);
+        } else {
+            self.in_flight
+                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+        }
     }
 
     /// A connection failed: after `max_fails` in a row, the target sits out `fail_timeout`.
@@ -74,15 +80,5 @@ impl Target {
         if ok {
             self.down_until.store(0, Ordering::Relaxed);
         }
-    }
-}
-
-/// Holds one unit of a target's load (read by `least_conn`).
-#[derive(Debug)]
-pub struct InFlight(Arc<Target>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
