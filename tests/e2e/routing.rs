@@ -197,6 +197,32 @@ async fn forwarding_and_hop_by_hop_headers() {
     }
     assert_eq!(r.header("via"), Some("1.1 wasmgate"));
 
+    // One JSON access-log line per request, with route, upstream, status, latency and bytes.
+    let body_len = r.body.len() as u64;
+    let mut line = None;
+    for _ in 0..50 {
+        line = gw
+            .log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|j| j["target"] == "access" && j["path"] == "/x");
+        if line.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let line = line.unwrap_or_else(|| panic!("no access-log line: {}", gw.log()));
+    assert_eq!(line["route"], "route-1");
+    assert_eq!(line["upstream"], "up");
+    assert_eq!(line["target_addr"], up.authority());
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["bytes"], body_len);
+    assert_eq!(line["method"], "GET");
+    assert!(
+        line["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{line}"
+    );
+
     // With preserve_host = false the upstream sees its own address.
     let gw2 = Gateway::start(&format!(
         "{}\n[[routes]]\nupstream = \"up\"\n",
