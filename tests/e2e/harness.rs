@@ -170,6 +170,7 @@ pub fn echo_handler(name: String) -> Handler {
                 "method": req.method().as_str(),
                 "path": req.uri().path(),
                 "query": req.uri().query(),
+                "target": req.uri().to_string(),
                 "version": format!("{:?}", req.version()),
                 "headers": headers,
             });

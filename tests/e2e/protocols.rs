@@ -39,10 +39,11 @@ async fn h2_client_and_h2_upstream() {
             .is_some_and(|h| h.starts_with("127.0.0.1:"))
     );
 
-    // HTTP/1.1 client to an HTTP/2-only upstream.
-    let r = get(&gw.url("/two")).await.expect("h1");
+    // HTTP/1.1 client to an HTTP/2-only upstream: the client's host becomes `:authority`.
+    let r = get_with(&gw.url("/two"), &[("host", "shop.example.com")]).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["version"], "HTTP/2.0");
+    assert_eq!(r.json()["target"], "http://shop.example.com/two");
 
     // curl speaking h2c with prior knowledge, end to end over HTTP/2.
     let (ok, out) = curl(&["--http2-prior-knowledge", &gw.url("/two")]);

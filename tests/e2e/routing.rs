@@ -180,6 +180,11 @@ async fn forwarding_and_hop_by_hop_headers() {
         ],
     )
     .await;
+    assert_eq!(
+        r.json()["target"],
+        "/x",
+        "HTTP/1.1 upstreams get origin-form request targets"
+    );
     let h = &r.json()["headers"];
     assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "http");

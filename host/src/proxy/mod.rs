@@ -108,10 +108,13 @@ async fn forward(
 
     // the request as the upstream sees it
     let pq = upstream_path(&req, route, found.prefix_len)?;
-    let upgrade = headers::is_upgrade(req.headers()) && req.version() == Version::HTTP_11;
+    // HTTP/1.1 `Upgrade` has no HTTP/2 equivalent on the upstream side.
+    let upgrade = headers::is_upgrade(req.headers())
+        && req.version() == Version::HTTP_11
+        && !upstream.config.http2;
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    parts.uri = upstream.uri(&target, pq)?;
+    parts.uri = upstream.uri(&target, pq, &host)?;
     let incoming_version = parts.version;
     parts.version = if upstream.config.http2 {
         Version::HTTP_2
@@ -122,13 +125,18 @@ async fn forward(
     headers::strip_hop_by_hop(h, upgrade);
     headers::add_forwarded(h, conn.client.ip(), conn.tls, &host);
     headers::add_via(h, incoming_version);
-    let host_value = if upstream.preserve_host {
-        HeaderValue::from_str(&host)
+    if upstream.config.http2 {
+        // The authority travels as `:authority` (set from the URI).
+        h.remove(header::HOST);
     } else {
-        HeaderValue::from_str(target.authority.as_str())
-    };
-    if let Ok(v) = host_value {
-        h.insert(header::HOST, v);
+        let host_value = if upstream.preserve_host {
+            HeaderValue::from_str(&host)
+        } else {
+            HeaderValue::from_str(target.authority.as_str())
+        };
+        if let Ok(v) = host_value {
+            h.insert(header::HOST, v);
+        }
     }
     let body = body.map_err(|e| Box::new(e) as BoxError).boxed_unsync();
 

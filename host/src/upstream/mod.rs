@@ -142,14 +142,22 @@ impl Upstream {
             .map(|i| &self.targets[i])
     }
 
-    /// The URI of `path_and_query` on `target`.
-    pub fn uri(&self, target: &Target, pq: PathAndQuery) -> Result<Uri, UpstreamError> {
-        Uri::builder()
+    /// The request target for this upstream's protocol: origin-form (`/path?query`) for
+    /// HTTP/1.1, where `Host` carries the authority; absolute for HTTP/2, whose `:authority` is
+    /// the client's host when `preserve_host` is on. The connection is chosen by target either way.
+    pub fn uri(&self, target: &Target, pq: PathAndQuery, host: &str) -> Result<Uri, UpstreamError> {
+        if !self.config.http2 {
+            return Ok(Uri::from(pq));
+        }
+        let b = Uri::builder()
             .scheme(self.scheme.clone())
-            .authority(target.authority.clone())
-            .path_and_query(pq)
-            .build()
-            .map_err(|e| UpstreamError::Request(e.to_string()))
+            .path_and_query(pq);
+        let b = if self.preserve_host && !host.is_empty() {
+            b.authority(host)
+        } else {
+            b.authority(target.authority.clone())
+        };
+        b.build().map_err(|e| UpstreamError::Request(e.to_string()))
     }
 
     /// Sends a request (already addressed to `target`) and waits for the response head. The
@@ -241,7 +249,7 @@ impl Upstream {
         let Ok(pq) = PathAndQuery::try_from(path) else {
             return false;
         };
-        let Ok(uri) = self.uri(target, pq) else {
+        let Ok(uri) = self.uri(target, pq, target.authority.as_str()) else {
             return false;
         };
         let mut req = Request::new(Body::default());
