@@ -37,10 +37,9 @@ pub async fn handle(
     conn: ConnInfo,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
-    let start = Instant::now();
     let mut record = rt.access_log.then(|| {
         Box::new(AccessRecord {
-            start,
+            start: Instant::now(),
             method: req.method().clone(),
             path: req.uri().path().to_string(),
             client: conn.client.ip(),

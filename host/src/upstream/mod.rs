@@ -206,9 +206,11 @@ impl Upstream {
         loop {
             // A pooled connection may have been closed by the target meanwhile; a request that
             // was not sent on it is tried again on the next one, or on a new connection.
+            // Connecting is the cold path and its state (TCP, TLS, HTTP/2 handshake) is large:
+            // boxed, it stays out of every request's future, which hyper allocates and moves.
             let (sender, pooled) = match target.pool.take(self.config.pool.idle_timeout) {
                 Some(s) => (s, true),
-                None => (self.connector.connect(target).await?, false),
+                None => (Box::pin(self.connector.connect(target)).await?, false),
             };
             let sent = match sender {
                 Sender::H1(mut s) => {
