@@ -225,3 +225,47 @@ async fn admin_reports_health_readiness_and_active_config() {
     assert!(out.contains("\"generation\":2"), "{out}");
     assert_eq!(get(&gw.admin_url("/nope")).await.expect("404").status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_is_bounded_by_shutdown_timeout() {
+    let stuck = Upstream::start(
+        "stuck",
+        Proto::Auto,
+        None,
+        handler(|_| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            http::Response::new(full("late"))
+        }),
+    )
+    .await;
+    let (port, admin) = (free_port(), free_port());
+    let text = Gateway::config(
+        port,
+        admin,
+        &(upstream_block("stuck", &[&stuck], "") + &to("stuck")),
+    )
+    .replace("shutdown_timeout = \"10s\"", "shutdown_timeout = \"1s\"");
+    let mut gw = Gateway::start_text(port, admin, &text).await;
+    let url = gw.url("/");
+    let pending = tokio::spawn(async move { get(&url).await });
+    while stuck.requests.load(Ordering::Relaxed) == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let t = std::time::Instant::now();
+    gw.signal("TERM");
+    gw.wait_exit(Duration::from_secs(5)).await;
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "exit after {took:?}"
+    );
+    assert!(
+        gw.log().contains("shutdown timeout reached"),
+        "{}",
+        gw.log()
+    );
+    assert!(
+        pending.await.expect("task").is_err(),
+        "the stuck request is cut at the timeout"
+    );
+}
