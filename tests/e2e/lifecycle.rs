@@ -269,3 +269,29 @@ async fn drain_is_bounded_by_shutdown_timeout() {
         "the stuck request is cut at the timeout"
     );
 }
+
+/// The README's first command: the example config answers on its own, through the demo backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_config_answers_through_the_demo_backend() {
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../gateway.toml"))
+        .expect("gateway.toml");
+    let (port, admin, demo) = (free_port(), free_port(), free_port());
+    let text = example
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:9901", &format!("127.0.0.1:{admin}"))
+        .replace("127.0.0.1:9080", &format!("127.0.0.1:{demo}"));
+    assert_ne!(
+        text, example,
+        "the example's addresses changed; update this test"
+    );
+    let gw = Gateway::start_text(port, admin, &text).await;
+    let (ok, out) = curl(&["-i", &gw.url("/demo/hello?name=you")]);
+    assert!(ok, "curl failed");
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("");
+    let j: serde_json::Value = serde_json::from_str(body).expect("demo backend JSON");
+    assert_eq!(j["service"], "wasmgate demo backend");
+    assert_eq!(j["path"], "/hello", "the route strips /demo");
+    assert_eq!(j["query"], "name=you");
+    assert_eq!(j["headers"]["x-forwarded-for"], "127.0.0.1");
+}
