@@ -143,19 +143,14 @@ impl<T> Router<T> {
             path_len: segments.len().min(u16::MAX as usize) as u16,
             order,
         });
-        let mut tables: Vec<&mut Node> = Vec::new();
         if spec.hosts.is_empty() {
-            tables.push(&mut self.any_host);
+            insert_path(&mut self.any_host, &segments, id, is_prefix);
         }
-        // Split borrows: collect keys first, then walk each table in turn.
         for host in &spec.hosts {
             let node = match host.strip_prefix('*') {
                 Some(suffix) => self.wildcard_hosts.entry(suffix.into()).or_default(),
                 None => self.exact_hosts.entry(host.as_str().into()).or_default(),
             };
-            insert_path(node, &segments, id, is_prefix);
-        }
-        for node in tables {
             insert_path(node, &segments, id, is_prefix);
         }
     }

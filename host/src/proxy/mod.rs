@@ -128,7 +128,7 @@ async fn forward(
         // The authority travels as `:authority` (set from the URI).
         h.remove(header::HOST);
     } else {
-        let host_value = if upstream.preserve_host {
+        let host_value = if upstream.preserve_host && !host.is_empty() {
             HeaderValue::from_str(&host)
         } else {
             HeaderValue::from_str(target.authority.as_str())
