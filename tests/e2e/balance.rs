@@ -66,18 +66,13 @@ targets = [{{ address = "{}", weight = 5 }}, {{ address = "{}", weight = 3 }}, "
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn least_conn_avoids_the_busy_target() {
-    let slow = Upstream::start(
-        "slow",
-        Proto::Auto,
-        None,
-        handler(|_req| async {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let mut r = http::Response::new(full("slow"));
-            r.headers_mut()
-                .insert("x-upstream", http::HeaderValue::from_static("slow"));
-            r
-        }),
-    )
+    let slow = Upstream::serve("slow", |_req| async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut r = http::Response::new(full("slow"));
+        r.headers_mut()
+            .insert("x-upstream", http::HeaderValue::from_static("slow"));
+        r
+    })
     .await;
     let fast = Upstream::echo("fast").await;
     let gw = Gateway::start(

@@ -40,31 +40,21 @@ async fn error_statuses() {
             drop(s);
         }
     });
-    let slow = Upstream::start(
-        "slow",
-        Proto::Auto,
-        None,
-        handler(|_| async {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            http::Response::new(full("late"))
-        }),
-    )
+    let slow = Upstream::serve("slow", |_| async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        http::Response::new(full("late"))
+    })
     .await;
-    let sick = Upstream::start(
-        "sick",
-        Proto::Auto,
-        None,
-        handler(|req| async move {
-            let status = if req.uri().path() == "/health" {
-                500
-            } else {
-                200
-            };
-            let mut r = http::Response::new(full("sick"));
-            *r.status_mut() = http::StatusCode::from_u16(status).expect("status");
-            r
-        }),
-    )
+    let sick = Upstream::serve("sick", |req| async move {
+        let status = if req.uri().path() == "/health" {
+            500
+        } else {
+            200
+        };
+        let mut r = http::Response::new(full("sick"));
+        *r.status_mut() = http::StatusCode::from_u16(status).expect("status");
+        r
+    })
     .await;
     let refused = closed_port();
     let cfg = format!(

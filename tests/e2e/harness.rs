@@ -92,6 +92,15 @@ impl Upstream {
         Self::start(name, Proto::Auto, None, echo_handler(n)).await
     }
 
+    /// A plain HTTP server (HTTP/1.1 and h2c) answering with `f`.
+    pub async fn serve<F, Fut>(name: &str, f: F) -> Upstream
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        Self::start(name, Proto::Auto, None, handler(f)).await
+    }
+
     pub async fn start(
         name: &str,
         proto: Proto,

@@ -149,18 +149,13 @@ async fn invalid_reload_is_refused_and_old_config_serves() {
 async fn sigterm_drains_in_flight_requests() {
     let started = Arc::new(AtomicUsize::new(0));
     let s2 = started.clone();
-    let slow = Upstream::start(
-        "slow",
-        Proto::Auto,
-        None,
-        handler(move |_| {
-            s2.fetch_add(1, Ordering::Relaxed);
-            async {
-                tokio::time::sleep(Duration::from_millis(800)).await;
-                http::Response::new(full("done"))
-            }
-        }),
-    )
+    let slow = Upstream::serve("slow", move |_| {
+        s2.fetch_add(1, Ordering::Relaxed);
+        async {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            http::Response::new(full("done"))
+        }
+    })
     .await;
     let mut gw = Gateway::start(&(upstream_block("slow", &[&slow], "") + &to("slow"))).await;
     let mut tasks = Vec::new();
@@ -228,15 +223,10 @@ async fn admin_reports_health_readiness_and_active_config() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_is_bounded_by_shutdown_timeout() {
-    let stuck = Upstream::start(
-        "stuck",
-        Proto::Auto,
-        None,
-        handler(|_| async {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            http::Response::new(full("late"))
-        }),
-    )
+    let stuck = Upstream::serve("stuck", |_| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        http::Response::new(full("late"))
+    })
     .await;
     let (port, admin) = (free_port(), free_port());
     let text = Gateway::config(

@@ -27,35 +27,27 @@ async fn hundred_mib_each_way_keeps_rss_flat() {
     // Upload sink: counts what arrives, slowly enough that a buffering proxy would pile it up.
     let received = Arc::new(AtomicU64::new(0));
     let r2 = received.clone();
-    let sink = Upstream::start(
-        "sink",
-        Proto::Auto,
-        None,
-        handler(move |req| {
-            let received = r2.clone();
-            async move {
-                let mut body = req.into_body();
-                let mut next_pause = 0;
-                while let Some(Ok(frame)) = body.frame().await {
-                    if let Some(d) = frame.data_ref() {
-                        let n = received.fetch_add(d.len() as u64, Ordering::Relaxed);
-                        if n >= next_pause {
-                            next_pause = n + 1024 * 1024;
-                            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                        }
+    let sink = Upstream::serve("sink", move |req| {
+        let received = r2.clone();
+        async move {
+            let mut body = req.into_body();
+            let mut next_pause = 0;
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Some(d) = frame.data_ref() {
+                    let n = received.fetch_add(d.len() as u64, Ordering::Relaxed);
+                    if n >= next_pause {
+                        next_pause = n + 1024 * 1024;
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
                     }
                 }
-                http::Response::new(full(received.load(Ordering::Relaxed).to_string()))
             }
-        }),
-    )
+            http::Response::new(full(received.load(Ordering::Relaxed).to_string()))
+        }
+    })
     .await;
-    let source = Upstream::start(
-        "source",
-        Proto::Auto,
-        None,
-        handler(|_| async { http::Response::new(generated_body()) }),
-    )
+    let source = Upstream::serve("source", |_| async {
+        http::Response::new(generated_body())
+    })
     .await;
     let cfg = upstream_block("sink", &[&sink], "")
         + &upstream_block("source", &[&source], "")
