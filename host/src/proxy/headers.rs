@@ -73,7 +73,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 }
 
 /// Adds `X-Forwarded-For` (appended), `X-Forwarded-Proto` and `X-Forwarded-Host` (set).
-pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, tls: bool, host: &str) {
+pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, tls: bool, host: &HeaderValue) {
     static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     static XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
     static XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -89,8 +89,8 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, tls: bool, host: &
         &XFP,
         HeaderValue::from_static(if tls { "https" } else { "http" }),
     );
-    if let Ok(v) = HeaderValue::from_str(host) {
-        headers.insert(&XFH, v);
+    if !host.is_empty() {
+        headers.insert(&XFH, host.clone());
     }
 }
 
@@ -146,7 +146,7 @@ mod tests {
             &mut h,
             "127.0.0.1".parse().unwrap_or(IpAddr::from([0; 4])),
             true,
-            "a.example",
+            &HeaderValue::from_static("a.example"),
         );
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");

@@ -73,11 +73,12 @@ async fn forward(
     record: Option<&mut AccessRecord>,
 ) -> Result<Response<ResponseBody>, ProxyError> {
     // route
-    let host = request_host(&req)?.to_string();
+    let host = request_host(&req)?;
+    let host_str = host.to_str().unwrap_or("");
     let found = rt
         .router
         .lookup(&RequestView {
-            host: &host,
+            host: host_str,
             path: req.uri().path(),
             query: req.uri().query(),
             method: req.method(),
@@ -85,7 +86,7 @@ async fn forward(
         })
         .ok_or_else(|| ProxyError::NoRoute {
             method: req.method().to_string(),
-            host: host.clone(),
+            host: host_str.to_string(),
             path: req.uri().path().to_string(),
         })?;
     let route: &RouteTarget = found.value;
@@ -127,15 +128,10 @@ async fn forward(
     if upstream.config.http2 {
         // The authority travels as `:authority` (set from the URI).
         h.remove(header::HOST);
-    } else {
-        let host_value = if upstream.preserve_host && !host.is_empty() {
-            HeaderValue::from_str(&host)
-        } else {
-            HeaderValue::from_str(target.authority.as_str())
-        };
-        if let Ok(v) = host_value {
-            h.insert(header::HOST, v);
-        }
+    } else if upstream.config.preserve_host && !host.is_empty() {
+        h.insert(header::HOST, host);
+    } else if let Ok(v) = HeaderValue::from_str(target.authority.as_str()) {
+        h.insert(header::HOST, v);
     }
     let body = body.map_err(|e| Box::new(e) as BoxError).boxed_unsync();
 
@@ -162,16 +158,19 @@ async fn forward(
     ))
 }
 
-/// The host the client asked for: the URI's authority (HTTP/2, absolute form) or `Host`.
-fn request_host(req: &Request<Incoming>) -> Result<&str, ProxyError> {
+/// The host the client asked for: the URI's authority (HTTP/2, absolute form) or `Host`. As a
+/// header value, so forwarding it is a reference-count bump, not a copy.
+fn request_host(req: &Request<Incoming>) -> Result<HeaderValue, ProxyError> {
     if let Some(a) = req.uri().authority() {
-        return Ok(a.as_str());
+        return HeaderValue::from_str(a.as_str())
+            .map_err(|_| ProxyError::BadRequest("the authority is not a valid host".into()));
     }
     match req.headers().get(header::HOST) {
-        Some(h) => h
-            .to_str()
-            .map_err(|_| ProxyError::BadRequest("the Host header is not valid text".into())),
-        None if req.version() == Version::HTTP_10 => Ok(""),
+        Some(h) if h.to_str().is_ok() => Ok(h.clone()),
+        Some(_) => Err(ProxyError::BadRequest(
+            "the Host header is not valid text".into(),
+        )),
+        None if req.version() == Version::HTTP_10 => Ok(HeaderValue::from_static("")),
         None => Err(ProxyError::BadRequest(
             "the request has no Host header".into(),
         )),

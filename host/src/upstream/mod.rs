@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::{PathAndQuery, Scheme};
-use http::{Request, Response, Uri};
+use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 use pool::{Connector, Sender};
@@ -45,12 +45,8 @@ pub struct Upstream {
     pub name: Arc<str>,
     pub targets: Vec<Arc<Target>>,
     pub scheme: Scheme,
-    pub preserve_host: bool,
     balancer: Balancer,
     connector: Connector,
-    request_timeout: Duration,
-    max_fails: u32,
-    fail_timeout: Duration,
     /// The config this was built from, so a reload that leaves it unchanged keeps the pool.
     pub config: config::Upstream,
 }
@@ -122,12 +118,8 @@ impl Upstream {
             name: name.into(),
             targets,
             scheme,
-            preserve_host: cfg.preserve_host,
             balancer: Balancer::new(balance, cfg.hash_on.clone(), &weights),
             connector,
-            request_timeout: cfg.request_timeout,
-            max_fails: cfg.health.max_fails,
-            fail_timeout: cfg.health.fail_timeout,
             config: cfg.clone(),
         });
         if let Some(check) = &cfg.health.check {
@@ -145,17 +137,21 @@ impl Upstream {
     /// The request target for this upstream's protocol: origin-form (`/path?query`) for
     /// HTTP/1.1, where `Host` carries the authority; absolute for HTTP/2, whose `:authority` is
     /// the client's host when `preserve_host` is on. The connection is chosen by target either way.
-    pub fn uri(&self, target: &Target, pq: PathAndQuery, host: &str) -> Result<Uri, UpstreamError> {
+    pub fn uri(
+        &self,
+        target: &Target,
+        pq: PathAndQuery,
+        host: &HeaderValue,
+    ) -> Result<Uri, UpstreamError> {
         if !self.config.http2 {
             return Ok(Uri::from(pq));
         }
         let b = Uri::builder()
             .scheme(self.scheme.clone())
             .path_and_query(pq);
-        let b = if self.preserve_host && !host.is_empty() {
-            b.authority(host)
-        } else {
-            b.authority(target.authority.clone())
+        let b = match host.to_str() {
+            Ok(h) if self.config.preserve_host && !h.is_empty() => b.authority(h),
+            _ => b.authority(target.authority.clone()),
         };
         b.build().map_err(|e| UpstreamError::Request(e.to_string()))
     }
@@ -169,11 +165,12 @@ impl Upstream {
     ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
         let mut lease = Lease::new(target.clone(), self.config.pool.max_idle_per_target);
         let exchange = self.exchange(target, req, &mut lease);
-        let result = match tokio::time::timeout(self.request_timeout, exchange).await {
+        let timeout = self.config.request_timeout;
+        let result = match tokio::time::timeout(timeout, exchange).await {
             Ok(r) => r,
             Err(_) => Err(UpstreamError::Timeout {
                 target: target.authority.to_string(),
-                timeout: self.request_timeout,
+                timeout,
             }),
         };
         match result {
@@ -186,7 +183,8 @@ impl Upstream {
                     e,
                     UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout { .. }
                 ) {
-                    target.record_failure(self.max_fails, self.fail_timeout);
+                    let h = &self.config.health;
+                    target.record_failure(h.max_fails, h.fail_timeout);
                 }
                 Err(e)
             }
@@ -251,14 +249,15 @@ impl Upstream {
         let Ok(pq) = PathAndQuery::try_from(path) else {
             return false;
         };
-        let Ok(uri) = self.uri(target, pq, target.authority.as_str()) else {
+        let Ok(host) = HeaderValue::from_str(target.authority.as_str()) else {
+            return false;
+        };
+        let Ok(uri) = self.uri(target, pq, &host) else {
             return false;
         };
         let mut req = Request::new(Body::default());
         *req.uri_mut() = uri;
-        if let Ok(host) = http::HeaderValue::from_str(target.authority.as_str()) {
-            req.headers_mut().insert(http::header::HOST, host);
-        }
+        req.headers_mut().insert(http::header::HOST, host);
         let mut lease = Lease::new(target.clone(), self.config.pool.max_idle_per_target);
         matches!(
             tokio::time::timeout(timeout, self.exchange(target, req, &mut lease)).await,
