@@ -8,7 +8,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::config::{ConfigErrors, Loaded};
+use crate::plugin::PluginHost;
 use crate::runtime::{Runtime, Shared};
+use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -20,6 +22,8 @@ pub enum StartError {
         what: &'static str,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Engine(#[from] crate::plugin::EngineError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
 }
@@ -48,7 +52,9 @@ pub async fn run(loaded: Loaded) -> Result<(), StartError> {
     let mut int = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
 
     let path = loaded.path.clone();
-    let shared = Shared::new(Runtime::build(loaded, None, 1)?, path);
+    let plugins = PluginHost::new(Store::default())?;
+    let runtime = Runtime::build(loaded, None, 1, &plugins).await?;
+    let shared = Shared::new(runtime, path, plugins);
     crate::reload::on_sighup(shared.clone()).map_err(StartError::Signals)?;
     let _watcher = if cfg.server.watch_config {
         match crate::reload::watch_file(shared.clone()) {

@@ -35,13 +35,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => match wasmgate::config::load(&config) {
-            Ok(_) => {
+        Command::Check { config } => match check(&config) {
+            Ok(()) => {
                 println!("{}: ok", config.display());
                 ExitCode::SUCCESS
             }
-            Err(errors) => {
-                eprintln!("{errors}");
+            Err(e) => {
+                eprintln!("{e:#}");
                 ExitCode::FAILURE
             }
         },
@@ -53,6 +53,21 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// Everything a start would do short of binding: parse, validate, compile the plugins and run
+/// their `init` with each route's config.
+fn check(path: &std::path::Path) -> anyhow::Result<()> {
+    let loaded = wasmgate::config::load(path)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let host = wasmgate::plugin::PluginHost::new(Default::default())?;
+        wasmgate::runtime::Runtime::build(loaded, None, 0, &host).await?;
+        Ok(())
+    })
 }
 
 fn run(path: PathBuf) -> anyhow::Result<()> {

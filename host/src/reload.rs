@@ -17,20 +17,23 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<u64, ConfigErrors> {
     let old = shared.current.load_full();
     let path = shared.config_path.clone();
     let prev = old.clone();
-    let built = tokio::task::spawn_blocking(move || {
-        let loaded = config::load(&path)?;
-        warn_restart_only(&prev.loaded.config, &loaded.config);
-        Runtime::build(loaded, Some(&prev), prev.generation + 1)
-    })
-    .await
-    .unwrap_or_else(|e| {
-        Err(ConfigErrors(vec![ConfigError {
-            file: shared.config_path.clone(),
-            line: 0,
-            column: 0,
-            message: format!("reload task failed: {e}"),
-        }]))
-    });
+    let loaded = tokio::task::spawn_blocking(move || config::load(&path))
+        .await
+        .unwrap_or_else(|e| {
+            Err(ConfigErrors(vec![ConfigError {
+                file: shared.config_path.clone(),
+                line: 0,
+                column: 0,
+                message: format!("reload task failed: {e}"),
+            }]))
+        });
+    let built = match loaded {
+        Ok(loaded) => {
+            warn_restart_only(&prev.loaded.config, &loaded.config);
+            Runtime::build(loaded, Some(&prev), prev.generation + 1, &shared.plugins).await
+        }
+        Err(e) => Err(e),
+    };
     match built {
         Ok(rt) => {
             let generation = rt.generation;

@@ -11,6 +11,7 @@ use http::{HeaderName, HeaderValue, Method};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{self, ConfigError, ConfigErrors, Loaded};
+use crate::plugin::{Chain, Module, PluginHost};
 use crate::router::{PathMatch, RouteSpec, Router};
 use crate::upstream::Upstream;
 
@@ -21,13 +22,17 @@ pub struct RouteTarget {
     pub upstream: Arc<Upstream>,
     /// Replaces the matched `path_prefix` (empty string = strip it).
     pub rewrite_prefix: Option<Box<str>>,
+    /// The route's plugins; `None` when it has none, so such routes pay nothing for them.
+    pub chain: Option<Arc<Chain>>,
 }
 
 pub struct Runtime {
     pub generation: u64,
     pub loaded: Loaded,
     pub router: Router<RouteTarget>,
-    pub upstreams: BTreeMap<String, Arc<Upstream>>,
+    pub upstreams: Arc<BTreeMap<String, Arc<Upstream>>>,
+    /// Compiled plugin files, reused by the next generation when unchanged.
+    pub modules: Vec<Arc<Module>>,
     /// By listener index; `None` for plain listeners.
     pub tls: Vec<Option<TlsAcceptor>>,
     pub access_log: bool,
@@ -35,11 +40,14 @@ pub struct Runtime {
 
 impl Runtime {
     /// Compiles a validated config. Upstreams whose settings did not change are taken over from
-    /// `previous`, with their warm connection pools and health state.
-    pub fn build(
+    /// `previous`, with their warm connection pools and health state, and so are plugin files
+    /// whose content did not change. Plugins are compiled and initialized here, off the request
+    /// path; any failure refuses the whole generation.
+    pub async fn build(
         loaded: Loaded,
         previous: Option<&Runtime>,
         generation: u64,
+        host: &Arc<PluginHost>,
     ) -> Result<Runtime, ConfigErrors> {
         let fail = |message: String| {
             ConfigErrors(vec![ConfigError {
@@ -72,6 +80,14 @@ impl Runtime {
             upstreams.insert(name.clone(), up);
         }
 
+        let upstreams = Arc::new(upstreams);
+        let previous_modules = previous.map_or(&[][..], |p| &p.modules[..]);
+        let plugins = host
+            .load(&loaded, &upstreams, previous_modules)
+            .await
+            .map_err(ConfigErrors)?;
+        let mut chains = plugins.chains.into_iter();
+
         let mut routes = Vec::with_capacity(cfg.routes.len());
         for (i, r) in cfg.routes.iter().enumerate() {
             let r = r.get_ref();
@@ -89,6 +105,7 @@ impl Runtime {
                         (None, Some(s)) if *s.get_ref() => Some("".into()),
                         _ => None,
                     },
+                    chain: chains.next().flatten(),
                 },
             ));
         }
@@ -114,6 +131,7 @@ impl Runtime {
             access_log: cfg.log.access,
             router: Router::new(routes),
             upstreams,
+            modules: plugins.modules,
             tls,
             loaded,
         })
@@ -156,15 +174,17 @@ fn route_spec(r: &config::Route) -> RouteSpec {
 /// State shared by every connection: the current runtime, swapped whole on reload.
 pub struct Shared {
     pub current: ArcSwap<Runtime>,
+    pub plugins: Arc<PluginHost>,
     pub config_path: PathBuf,
     draining: AtomicBool,
     pub(crate) reload_lock: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
-    pub fn new(runtime: Runtime, config_path: PathBuf) -> Arc<Self> {
+    pub fn new(runtime: Runtime, config_path: PathBuf, plugins: Arc<PluginHost>) -> Arc<Self> {
         Arc::new(Shared {
             current: ArcSwap::from_pointee(runtime),
+            plugins,
             config_path,
             draining: AtomicBool::new(false),
             reload_lock: tokio::sync::Mutex::new(()),

@@ -8,7 +8,7 @@ mod types;
 pub use error::{ConfigError, ConfigErrors};
 pub use schema::*;
 pub use types::{
-    HeaderNameStr, HostPattern, MethodName, PathPattern, PathPrefix, TargetAddr, pattern_segments,
+    ByteSize, HeaderNameStr, HostPattern, MethodName, PathPattern, PathPrefix, TargetAddr, pattern_segments,
 };
 
 use std::collections::HashSet;
@@ -21,9 +21,20 @@ use error::Locator;
 pub struct Loaded {
     pub config: Config,
     pub path: PathBuf,
+    /// The file's text, to locate errors found after parsing (plugin loading).
+    pub text: std::sync::Arc<str>,
 }
 
 impl Loaded {
+    /// An error at a place in the file.
+    pub fn error_at(&self, span: std::ops::Range<usize>, message: String) -> ConfigError {
+        Locator {
+            file: &self.path,
+            text: &self.text,
+        }
+        .at(span, message)
+    }
+
     /// A path from the file, taken relative to the file's folder.
     pub fn resolve(&self, p: &Path) -> PathBuf {
         resolve(&self.path, p)
@@ -66,6 +77,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigErrors> {
         Ok(Loaded {
             config,
             path: path.to_path_buf(),
+            text: text.into(),
         })
     } else {
         Err(ConfigErrors(errors))
@@ -173,14 +185,77 @@ fn validate(c: &Config, loc: &Locator) -> Vec<ConfigError> {
                 format!("route `{label}` sets both `strip_prefix` and `rewrite_prefix`; `rewrite_prefix = \"/\"` strips"),
             ));
         }
-        if let Some(p) = route.plugins.first() {
+        for p in &route.plugins {
+            let name = &p.get_ref().name;
+            if !c.plugins.contains_key(name) {
+                let known: Vec<&str> = c.plugins.keys().map(String::as_str).collect();
+                let hint = if known.is_empty() {
+                    "no plugin is defined yet".to_string()
+                } else {
+                    format!("defined: {}", known.join(", "))
+                };
+                errs.push(loc.at(
+                    p.span(),
+                    format!("route `{label}` uses plugin `{name}`, which is not defined; add [plugins.{name}] with its `file` ({hint})"),
+                ));
+            }
+        }
+    }
+    for (name, p) in &c.plugins {
+        validate_plugin(name, p, c, loc, &mut errs);
+    }
+    errs
+}
+
+fn validate_plugin(
+    name: &str,
+    p: &toml::Spanned<PluginDef>,
+    c: &Config,
+    loc: &Locator,
+    errs: &mut Vec<ConfigError>,
+) {
+    let def = p.get_ref();
+    let file = resolve(loc.file, def.file.get_ref());
+    if !file.is_file() {
+        errs.push(loc.at(
+            def.file.span(),
+            format!(
+                "plugin `{name}`: file {} does not exist; build it (plugins/build.sh) or fix `file`",
+                file.display()
+            ),
+        ));
+    }
+    for h in &def.http {
+        if !c.upstreams.contains_key(h.get_ref()) {
             errs.push(loc.at(
-                p.span(),
-                format!("route `{label}` lists plugins, but this build has no plugin runtime yet; remove `plugins`"),
+                h.span(),
+                format!(
+                    "plugin `{name}` may call upstream `{}`, which is not defined; add it to [upstreams]",
+                    h.get_ref()
+                ),
             ));
         }
     }
-    errs
+    if def.timeout.is_zero() {
+        errs.push(loc.at(
+            p.span(),
+            format!("plugin `{name}` has timeout 0; give it a deadline such as \"50ms\""),
+        ));
+    }
+    if def.memory.bytes() < (2 << 20) {
+        errs.push(loc.at(
+            p.span(),
+            format!("plugin `{name}` has less than 2MiB of memory, too little for any plugin; raise `memory`"),
+        ));
+    }
+    for d in &def.dirs {
+        if !resolve(loc.file, &d.host).is_dir() {
+            errs.push(loc.at(
+                p.span(),
+                format!("plugin `{name}` is granted folder {}, which does not exist", d.host.display()),
+            ));
+        }
+    }
 }
 
 fn validate_upstream(

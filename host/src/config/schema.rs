@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::types::{HeaderNameStr, HostPattern, MethodName, PathPattern, PathPrefix, TargetAddr};
+use super::types::{ByteSize, HeaderNameStr, HostPattern, MethodName, PathPattern, PathPrefix, TargetAddr};
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +29,9 @@ pub struct Config {
     pub upstreams: BTreeMap<String, Spanned<Upstream>>,
     #[serde(default)]
     pub routes: Vec<Spanned<Route>>,
+    /// Plugin definitions: a `.wasm` file and its sandbox; routes list them by name.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, Spanned<PluginDef>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -44,6 +47,9 @@ pub struct Server {
     /// Watch the config file and reload it when it changes.
     #[serde(default = "yes")]
     pub watch_config: bool,
+    /// Where compiled plugins are cached; `""` turns the cache off. Defaults to
+    /// `$XDG_CACHE_HOME/wasmgate/plugins` (or `~/.cache/...`).
+    pub plugin_cache: Option<PathBuf>,
 }
 
 impl Default for Server {
@@ -53,6 +59,7 @@ impl Default for Server {
             shutdown_timeout: default_shutdown_timeout(),
             header_read_timeout: default_header_timeout(),
             watch_config: true,
+            plugin_cache: None,
         }
     }
 }
@@ -269,9 +276,122 @@ pub struct Route {
     /// Replace the matched `path_prefix` with this before forwarding.
     pub rewrite_prefix: Option<Spanned<PathPrefix>>,
     pub upstream: Spanned<String>,
-    /// The plugin chain (filled by the plugin runtime).
+    /// The plugin chain, run in this order: `"name"` or `{ name = "...", config = { ... } }`.
     #[serde(default)]
-    pub plugins: Vec<Spanned<toml::Value>>,
+    pub plugins: Vec<Spanned<PluginRef>>,
+}
+
+/// A plugin's file and sandbox, shared by every route that lists it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PluginDef {
+    /// The `.wasm` component; replacing it reloads the plugin.
+    pub file: Spanned<PathBuf>,
+    /// What a request gets when the plugin traps, loops past its deadline or runs out of memory.
+    #[serde(default)]
+    pub fail: FailMode,
+    /// CPU deadline per call.
+    #[serde(default = "default_plugin_timeout", with = "super::types::duration")]
+    pub timeout: Duration,
+    /// Memory cap per instance, e.g. "64MiB".
+    #[serde(default = "default_plugin_memory")]
+    pub memory: ByteSize,
+    #[serde(default)]
+    pub isolation: Isolation,
+    /// Idle instances kept per route for reuse.
+    #[serde(default = "default_plugin_pool")]
+    pub pool_size: usize,
+    /// Largest body a body phase buffers; bigger requests get 413, bigger responses 502.
+    #[serde(default = "default_plugin_body_limit")]
+    pub body_limit: ByteSize,
+    /// Upstreams the plugin may call through its `http-client` capability.
+    #[serde(default)]
+    pub http: Vec<Spanned<String>>,
+    /// Environment variables the plugin sees (none otherwise).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Let the plugin write to the gateway's stderr (for debugging).
+    #[serde(default)]
+    pub stderr: bool,
+    /// Folders the plugin may read.
+    #[serde(default)]
+    pub dirs: Vec<DirGrant>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FailMode {
+    /// Refuse the request: 503 when out of time or memory, 500 for other traps.
+    #[default]
+    Closed,
+    /// Skip the plugin, log and count it, and go on.
+    Open,
+}
+
+impl FailMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailMode::Closed => "closed",
+            FailMode::Open => "open",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    /// Reuse live instances across requests (about 2 µs a call).
+    #[default]
+    Pooled,
+    /// A fresh instance for every call: nothing survives between requests, at ~10x the cost.
+    PerRequest,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DirGrant {
+    pub host: PathBuf,
+    pub guest: String,
+}
+
+/// A route's use of a plugin, with the config handed to the plugin's `init`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PluginRef {
+    pub name: String,
+    pub config: toml::Table,
+}
+
+impl<'de> Deserialize<'de> for PluginRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            name: String,
+            #[serde(default)]
+            config: toml::Table,
+        }
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = PluginRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(r#""name" or { name = "...", config = { ... } }"#)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PluginRef, E> {
+                Ok(PluginRef {
+                    name: v.to_string(),
+                    config: toml::Table::new(),
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<PluginRef, A::Error> {
+                let t = Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(PluginRef {
+                    name: t.name,
+                    config: t.config,
+                })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl<'de> Deserialize<'de> for Target {
@@ -350,6 +470,18 @@ fn default_pool_idle() -> Duration {
 }
 fn default_pool_max_idle() -> usize {
     256
+}
+fn default_plugin_timeout() -> Duration {
+    Duration::from_millis(50)
+}
+fn default_plugin_memory() -> ByteSize {
+    ByteSize(64 << 20)
+}
+fn default_plugin_pool() -> usize {
+    64
+}
+fn default_plugin_body_limit() -> ByteSize {
+    ByteSize(1 << 20)
 }
 fn yes() -> bool {
     true

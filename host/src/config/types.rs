@@ -215,3 +215,51 @@ pub mod socket_addr {
         s.collect_str(v)
     }
 }
+
+/// A size: `"64MiB"`, `"512KiB"`, `"1GiB"`, `"1MB"` or a number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ByteSize(pub usize);
+
+impl ByteSize {
+    pub fn bytes(self) -> usize {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        let bad = |s: &str| {
+            serde::de::Error::custom(format!(
+                "invalid size `{s}`: write a number and a unit, e.g. \"64MiB\", \"512KiB\" or \"1GiB\""
+            ))
+        };
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => usize::try_from(n).map(ByteSize).map_err(|_| bad(&n.to_string())),
+            Raw::Text(s) => parse_size(&s).map(ByteSize).ok_or_else(|| bad(&s)),
+        }
+    }
+}
+
+fn parse_size(s: &str) -> Option<usize> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num.parse().ok()?;
+    let mult: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}

@@ -5,6 +5,7 @@
 
 mod body;
 mod headers;
+mod plugins;
 mod upgrade;
 
 pub use body::ResponseBody;
@@ -21,7 +22,7 @@ use hyper::body::Incoming;
 use crate::error::{ProxyError, problem};
 use crate::router::RequestView;
 use crate::runtime::{RouteTarget, Runtime};
-use crate::upstream::{BoxError, HashSource};
+use crate::upstream::{Body, BoxError, HashSource, Target, Upstream};
 use body::AccessRecord;
 
 /// Facts about the client connection a request arrived on.
@@ -69,7 +70,7 @@ pub async fn handle(
 async fn forward(
     rt: &Runtime,
     conn: ConnInfo,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     record: Option<&mut AccessRecord>,
 ) -> Result<Response<ResponseBody>, ProxyError> {
     // route
@@ -90,16 +91,68 @@ async fn forward(
             path: req.uri().path().to_string(),
         })?;
     let route: &RouteTarget = found.value;
-    let upstream = &route.upstream;
+    let pq = upstream_path(&req, route, found.prefix_len)?;
+    let fwd = Forward {
+        conn,
+        route,
+        upstream: route.upstream.clone(),
+        target: None,
+        pq,
+        host,
+    };
+    match &route.chain {
+        None => {
+            let req = req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync());
+            send(fwd, req, record).await
+        }
+        // Boxed: the plugin path's state stays out of the plain path's future.
+        Some(chain) => {
+            let params = found
+                .params
+                .iter()
+                .map(|(k, r)| (k.clone(), req.uri().path().get(r.clone()).unwrap_or("").to_string()))
+                .collect();
+            Box::pin(plugins::forward(chain, fwd, params, req, record)).await
+        }
+    }
+}
 
-    // pick a target
-    let target = upstream
-        .pick(&RequestKeys {
-            headers: req.headers(),
-            client: conn.client.ip(),
-        })
-        .ok_or_else(|| ProxyError::NoHealthyTarget(upstream.name.to_string()))?
-        .clone();
+/// Where a request goes once its route (and plugins) are done with it.
+pub(crate) struct Forward<'a> {
+    pub conn: ConnInfo,
+    pub route: &'a RouteTarget,
+    pub upstream: Arc<Upstream>,
+    /// A target chosen by a plugin; the balancer picks otherwise.
+    pub target: Option<Arc<Target>>,
+    /// Path and query as the upstream gets them.
+    pub pq: PathAndQuery,
+    pub host: HeaderValue,
+}
+
+/// Picks a target, forwards, and shapes the response head for the client.
+pub(crate) async fn send(
+    fwd: Forward<'_>,
+    mut req: Request<Body>,
+    record: Option<&mut AccessRecord>,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    let Forward {
+        conn,
+        route,
+        upstream,
+        target,
+        pq,
+        host,
+    } = fwd;
+    let target = match target {
+        Some(t) => t,
+        None => upstream
+            .pick(&RequestKeys {
+                headers: req.headers(),
+                client: conn.client.ip(),
+            })
+            .ok_or_else(|| ProxyError::NoHealthyTarget(upstream.name.to_string()))?
+            .clone(),
+    };
     if let Some(r) = record {
         r.route = Some(route.name.clone());
         r.upstream = Some(upstream.name.clone());
@@ -107,7 +160,6 @@ async fn forward(
     }
 
     // the request as the upstream sees it
-    let pq = upstream_path(&req, route, found.prefix_len)?;
     // HTTP/1.1 `Upgrade` has no HTTP/2 equivalent on the upstream side.
     let upgrade = headers::is_upgrade(req.headers())
         && req.version() == Version::HTTP_11
@@ -133,7 +185,6 @@ async fn forward(
     } else if let Ok(v) = HeaderValue::from_str(target.authority.as_str()) {
         h.insert(header::HOST, v);
     }
-    let body = body.map_err(|e| Box::new(e) as BoxError).boxed_unsync();
 
     // forward
     let (mut resp, mut lease) = upstream

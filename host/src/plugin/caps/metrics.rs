@@ -1,0 +1,38 @@
+//! `metrics`: plugin counters and histograms, exported on the admin's `/metrics` as
+//! `wasmgate_plugin_<name>` with a `plugin` label.
+
+use crate::plugin::bindings::metrics::Host;
+use crate::plugin::instance::HostState;
+
+/// Prometheus names allow `[a-zA-Z0-9_]`; anything else becomes `_`.
+fn clean(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+fn metric_name(name: &str) -> String {
+    format!("wasmgate_plugin_{}", clean(name))
+}
+
+fn labels(plugin: &str, labels: Vec<(String, String)>) -> Vec<metrics::Label> {
+    let mut out = Vec::with_capacity(labels.len() + 1);
+    out.push(metrics::Label::new("plugin", plugin.to_string()));
+    for (k, v) in labels {
+        let k = clean(&k);
+        if k != "plugin" && !k.is_empty() {
+            out.push(metrics::Label::new(k, v));
+        }
+    }
+    out
+}
+
+impl Host for HostState {
+    fn counter_add(&mut self, name: String, value: u64, l: Vec<(String, String)>) {
+        metrics::counter!(metric_name(&name), labels(&self.env.name, l)).increment(value);
+    }
+
+    fn histogram_record(&mut self, name: String, value: f64, l: Vec<(String, String)>) {
+        metrics::histogram!(metric_name(&name), labels(&self.env.name, l)).record(value);
+    }
+}

@@ -1,0 +1,8 @@
+//! The host capabilities a plugin imports, one file each. A plugin reaches nothing else: no
+//! files, environment or sockets unless its definition grants them (`settings::Grants`).
+
+mod clock;
+mod http;
+mod kv;
+mod log;
+mod metrics;

@@ -1,0 +1,176 @@
+//! A route's plugins in order, and the rules for running one phase over them: skip plugins that
+//! do not implement the phase, stop at the first answer, and apply each plugin's fail mode.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+use super::bindings::{Action, Answer, Phases};
+use super::error::Failure;
+use super::exchange::Exchange;
+use super::instance::Phase;
+use super::settings::FailMode;
+use super::step::Step;
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.steps.iter().map(|s| s.name()).collect();
+        f.debug_struct("Chain").field("steps", &names).finish()
+    }
+}
+
+pub struct Chain {
+    pub steps: Vec<Arc<Step>>,
+    /// Every phase some step implements.
+    pub phases: Phases,
+    /// The largest body the chain's body phases may buffer (the smallest of their limits).
+    pub body_limit: usize,
+}
+
+/// A response the chain decided on: a plugin's answer or a fail-closed error.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+pub enum Verdict {
+    Continue,
+    /// Answer the client with this; the step at `at` decided it.
+    Answer { reply: Reply, at: usize },
+}
+
+impl Chain {
+    pub fn new(steps: Vec<Arc<Step>>) -> Chain {
+        let phases = steps.iter().fold(Phases::empty(), |p, s| p | s.phases);
+        let body_limit = steps
+            .iter()
+            .filter(|s| {
+                s.phases
+                    .intersects(Phases::REQUEST_BODY | Phases::RESPONSE_BODY)
+            })
+            .map(|s| s.env.body_limit)
+            .min()
+            .unwrap_or(0);
+        Chain {
+            steps,
+            phases,
+            body_limit,
+        }
+    }
+
+    pub fn has(&self, phase: Phase) -> bool {
+        self.phases.contains(phase.flag())
+    }
+
+    /// Runs `phase` on the first `upto` steps, in order.
+    pub async fn run(
+        &self,
+        phase: Phase,
+        mut ex: Box<Exchange>,
+        upto: usize,
+    ) -> (Box<Exchange>, Verdict) {
+        for (i, step) in self.steps.iter().enumerate().take(upto) {
+            if !step.phases.contains(phase.flag()) {
+                continue;
+            }
+            let (back, result) = step.call(phase, ex).await;
+            ex = back;
+            match result {
+                Ok(Action::Continue) => {}
+                Ok(Action::Respond(answer)) => {
+                    return (
+                        ex,
+                        Verdict::Answer {
+                            reply: reply_from(step, answer),
+                            at: i,
+                        },
+                    );
+                }
+                Err(failure) => {
+                    metrics::counter!(
+                        "wasmgate_plugin_failures_total",
+                        "plugin" => step.name().to_string(),
+                        "route" => step.route.to_string(),
+                        "kind" => failure.kind(),
+                        "fail" => step.env.fail.as_str(),
+                    )
+                    .increment(1);
+                    match step.env.fail {
+                        FailMode::Open => {
+                            tracing::warn!(plugin = step.name(), route = %step.route, phase = phase.name(), "plugin {failure}; fail = \"open\": skipped");
+                        }
+                        FailMode::Closed => {
+                            tracing::error!(plugin = step.name(), route = %step.route, phase = phase.name(), "plugin {failure}; fail = \"closed\": request refused");
+                            return (
+                                ex,
+                                Verdict::Answer {
+                                    reply: failed_closed(step, &failure),
+                                    at: i,
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        (ex, Verdict::Continue)
+    }
+}
+
+/// 503 when the plugin ran out of time or memory (it may pass on retry), 500 for other traps.
+fn failed_closed(step: &Step, failure: &Failure) -> Reply {
+    let status = match failure {
+        Failure::Deadline | Failure::Memory => StatusCode::SERVICE_UNAVAILABLE,
+        Failure::Trap(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let detail = format!("plugin `{}` {}", step.name(), failure.kind_text());
+    let resp: http::Response<Bytes> = crate::error::problem(status, &detail);
+    let (parts, body) = resp.into_parts();
+    Reply {
+        status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+impl Failure {
+    /// What the client is told: the kind, not the trap's details.
+    fn kind_text(&self) -> &'static str {
+        match self {
+            Failure::Deadline => "ran past its CPU deadline",
+            Failure::Memory => "went over its memory cap",
+            Failure::Trap(_) => "failed",
+        }
+    }
+}
+
+fn reply_from(step: &Step, a: Answer) -> Reply {
+    let status = StatusCode::from_u16(a.status)
+        .ok()
+        .filter(|s| s.as_u16() >= 200)
+        .unwrap_or_else(|| {
+            tracing::warn!(plugin = step.name(), status = a.status, "plugin answered with an invalid status; sending 500");
+            StatusCode::INTERNAL_SERVER_ERROR
+        });
+    let mut headers = HeaderMap::with_capacity(a.headers.len());
+    for (k, v) in a.headers {
+        match (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(&v),
+        ) {
+            (Ok(k), Ok(v)) => {
+                headers.append(k, v);
+            }
+            _ => {
+                tracing::warn!(plugin = step.name(), header = %k, "plugin answered with an invalid header; dropped");
+            }
+        }
+    }
+    Reply {
+        status,
+        headers,
+        body: Bytes::from(a.body),
+    }
+}

@@ -1,0 +1,83 @@
+//! What can go wrong with a plugin, at load and per call.
+
+use std::fmt;
+
+/// Why a call into a plugin did not return normally. The instance is discarded either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Ran past its CPU deadline.
+    Deadline,
+    /// Tried to grow its memory past the cap.
+    Memory,
+    /// Any other trap (panic, unreachable, out-of-bounds access, ...).
+    Trap(String),
+}
+
+impl Failure {
+    pub fn from_error(e: wasmtime::Error) -> Failure {
+        if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
+            return Failure::Deadline;
+        }
+        let text = format!("{e:#}");
+        if text.contains("memory") && (text.contains("grow") || text.contains("limit")) {
+            Failure::Memory
+        } else {
+            // The first line names the trap; the rest is a wasm backtrace.
+            Failure::Trap(text.lines().next().unwrap_or("trap").to_string())
+        }
+    }
+
+    /// Label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Deadline => "deadline",
+            Failure::Memory => "memory",
+            Failure::Trap(_) => "trap",
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Deadline => f.write_str("ran past its CPU deadline"),
+            Failure::Memory => f.write_str("went over its memory cap"),
+            Failure::Trap(t) => write!(f, "trapped: {t}"),
+        }
+    }
+}
+
+/// Why a new instance could not be made ready.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("cannot {what}: {failure}")]
+    Failed {
+        what: &'static str,
+        failure: Failure,
+    },
+    #[error("its `init` refused the config: {0}")]
+    ConfigRefused(String),
+}
+
+impl CallError {
+    pub fn classify(e: wasmtime::Error, what: &'static str) -> CallError {
+        CallError::Failed {
+            what,
+            failure: Failure::from_error(e),
+        }
+    }
+}
+
+/// Why a plugin file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid WebAssembly component: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error("{path} does not fit the wasmgate:plugin contract: {reason}")]
+    Contract { path: String, reason: String },
+}

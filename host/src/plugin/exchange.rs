@@ -1,0 +1,342 @@
+//! The request (and later its response) as plugins see it: one `Exchange` per request, owned by
+//! the proxy between plugin calls and lent to a plugin's store during a call. Plugins query it
+//! through the `request` and `response` resources, so headers nobody reads are never copied
+//! into the guest.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use wasmtime::component::Resource;
+
+use super::bindings::types::{HostRequest, HostResponse};
+use super::instance::HostState;
+use crate::upstream::{Target, Upstream};
+
+/// Marker for the `request` resource: a handle always means "the exchange of the current call".
+pub struct RequestHandle;
+/// Marker for the `response` resource.
+pub struct ResponseHandle;
+
+/// Everything the chain can read or change about one request.
+pub struct Exchange {
+    pub method: Method,
+    /// The path as it will be forwarded (after the route's rewrite), without the query.
+    pub path: String,
+    pub query: Option<String>,
+    pub authority: String,
+    pub scheme: &'static str,
+    pub client_ip: IpAddr,
+    pub route: Arc<str>,
+    pub params: Vec<(Arc<str>, String)>,
+    pub headers: HeaderMap,
+    /// The buffered request body, present in the request-body phase.
+    pub body: Option<Bytes>,
+    pub context: Vec<(String, String)>,
+    /// Set by `set-upstream`: where to send instead of the route's upstream.
+    pub upstream: Option<(Arc<Upstream>, Option<Arc<Target>>)>,
+    /// Whether a plugin changed the path or query, so the proxy rebuilds the URI.
+    pub uri_changed: bool,
+    pub response: Option<ResponseState>,
+}
+
+/// The response on its way back to the client.
+pub struct ResponseState {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// The buffered response body, present in the response-body phase.
+    pub body: Option<Bytes>,
+}
+
+fn header_name(name: &str) -> Result<HeaderName, String> {
+    HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("`{name}` is not a header name"))
+}
+
+fn header_value(value: &str) -> Result<HeaderValue, String> {
+    HeaderValue::from_str(value).map_err(|_| "the header value has a control character".to_string())
+}
+
+fn get(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+fn get_all(h: &HeaderMap, name: &str) -> Vec<String> {
+    h.get_all(name)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect()
+}
+
+fn names(h: &HeaderMap) -> Vec<String> {
+    h.keys().map(|k| k.as_str().to_string()).collect()
+}
+
+fn set(h: &mut HeaderMap, name: &str, value: &str, append: bool) -> Result<(), String> {
+    let (n, v) = (header_name(name)?, header_value(value)?);
+    if append {
+        h.append(n, v);
+    } else {
+        h.insert(n, v);
+    }
+    Ok(())
+}
+
+fn remove(h: &mut HeaderMap, name: &str) {
+    if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
+        h.remove(n);
+    }
+}
+
+impl HostState {
+    fn ex(&mut self) -> &mut Exchange {
+        self.exchange
+            .get_or_insert_with(|| Box::new(Exchange::detached()))
+    }
+
+    fn resp(&mut self) -> &mut ResponseState {
+        self.ex().response.get_or_insert_with(|| ResponseState {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: None,
+        })
+    }
+}
+
+impl Exchange {
+    /// An empty exchange, for `init` and for any call made without a request.
+    pub fn detached() -> Self {
+        Exchange {
+            method: Method::GET,
+            path: "/".into(),
+            query: None,
+            authority: String::new(),
+            scheme: "http",
+            client_ip: IpAddr::from([0, 0, 0, 0]),
+            route: "".into(),
+            params: Vec::new(),
+            headers: HeaderMap::new(),
+            body: None,
+            context: Vec::new(),
+            upstream: None,
+            uri_changed: false,
+            response: None,
+        }
+    }
+}
+
+impl HostRequest for HostState {
+    fn method(&mut self, _: Resource<RequestHandle>) -> String {
+        self.ex().method.to_string()
+    }
+
+    fn path(&mut self, _: Resource<RequestHandle>) -> String {
+        self.ex().path.clone()
+    }
+
+    fn set_path(&mut self, _: Resource<RequestHandle>, path: String) -> Result<(), String> {
+        if !path.starts_with('/') {
+            return Err("the path must start with `/`".into());
+        }
+        if http::uri::PathAndQuery::try_from(path.as_str()).is_err() || path.contains('?') {
+            return Err(format!("`{path}` is not a valid path"));
+        }
+        let ex = self.ex();
+        ex.path = path;
+        ex.uri_changed = true;
+        Ok(())
+    }
+
+    fn query(&mut self, _: Resource<RequestHandle>) -> Option<String> {
+        self.ex().query.clone()
+    }
+
+    fn set_query(
+        &mut self,
+        _: Resource<RequestHandle>,
+        query: Option<String>,
+    ) -> Result<(), String> {
+        if let Some(q) = &query
+            && (http::uri::PathAndQuery::try_from(format!("/?{q}")).is_err() || q.contains('#'))
+        {
+            return Err(format!("`{q}` is not a valid query"));
+        }
+        let ex = self.ex();
+        ex.query = query.filter(|q| !q.is_empty());
+        ex.uri_changed = true;
+        Ok(())
+    }
+
+    fn authority(&mut self, _: Resource<RequestHandle>) -> String {
+        self.ex().authority.clone()
+    }
+
+    fn scheme(&mut self, _: Resource<RequestHandle>) -> String {
+        self.ex().scheme.to_string()
+    }
+
+    fn client_ip(&mut self, _: Resource<RequestHandle>) -> String {
+        self.ex().client_ip.to_string()
+    }
+
+    fn route_name(&mut self, _: Resource<RequestHandle>) -> String {
+        self.ex().route.to_string()
+    }
+
+    fn path_param(&mut self, _: Resource<RequestHandle>, name: String) -> Option<String> {
+        self.ex()
+            .params
+            .iter()
+            .find(|(k, _)| **k == *name)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn header(&mut self, _: Resource<RequestHandle>, name: String) -> Option<String> {
+        get(&self.ex().headers, &name)
+    }
+
+    fn header_all(&mut self, _: Resource<RequestHandle>, name: String) -> Vec<String> {
+        get_all(&self.ex().headers, &name)
+    }
+
+    fn header_names(&mut self, _: Resource<RequestHandle>) -> Vec<String> {
+        names(&self.ex().headers)
+    }
+
+    fn set_header(
+        &mut self,
+        _: Resource<RequestHandle>,
+        name: String,
+        value: String,
+    ) -> Result<(), String> {
+        set(&mut self.ex().headers, &name, &value, false)
+    }
+
+    fn append_header(
+        &mut self,
+        _: Resource<RequestHandle>,
+        name: String,
+        value: String,
+    ) -> Result<(), String> {
+        set(&mut self.ex().headers, &name, &value, true)
+    }
+
+    fn remove_header(&mut self, _: Resource<RequestHandle>, name: String) {
+        remove(&mut self.ex().headers, &name);
+    }
+
+    fn body(&mut self, _: Resource<RequestHandle>) -> Option<Vec<u8>> {
+        self.ex().body.as_ref().map(|b| b.to_vec())
+    }
+
+    fn set_body(&mut self, _: Resource<RequestHandle>, body: Vec<u8>) {
+        self.ex().body = Some(Bytes::from(body));
+    }
+
+    fn set_upstream(
+        &mut self,
+        _: Resource<RequestHandle>,
+        upstream: String,
+        target: Option<String>,
+    ) -> Result<(), String> {
+        let Some(up) = self.env.upstreams.get(&upstream).cloned() else {
+            return Err(format!("no upstream is named `{upstream}`"));
+        };
+        let target = match target {
+            None => None,
+            Some(t) => Some(
+                up.targets
+                    .iter()
+                    .find(|x| x.authority.as_str() == t)
+                    .cloned()
+                    .ok_or_else(|| format!("upstream `{upstream}` has no target `{t}`"))?,
+            ),
+        };
+        self.ex().upstream = Some((up, target));
+        Ok(())
+    }
+
+    fn context_get(&mut self, _: Resource<RequestHandle>, key: String) -> Option<String> {
+        self.ex()
+            .context
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn context_set(&mut self, _: Resource<RequestHandle>, key: String, value: String) {
+        let ctx = &mut self.ex().context;
+        match ctx.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => ctx.push((key, value)),
+        }
+    }
+
+    fn drop(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+impl HostResponse for HostState {
+    fn status(&mut self, _: Resource<ResponseHandle>) -> u16 {
+        self.resp().status.as_u16()
+    }
+
+    fn set_status(&mut self, _: Resource<ResponseHandle>, status: u16) -> Result<(), String> {
+        let s = StatusCode::from_u16(status)
+            .ok()
+            .filter(|s| s.as_u16() >= 200)
+            .ok_or_else(|| format!("{status} is not a final HTTP status"))?;
+        self.resp().status = s;
+        Ok(())
+    }
+
+    fn header(&mut self, _: Resource<ResponseHandle>, name: String) -> Option<String> {
+        get(&self.resp().headers, &name)
+    }
+
+    fn header_all(&mut self, _: Resource<ResponseHandle>, name: String) -> Vec<String> {
+        get_all(&self.resp().headers, &name)
+    }
+
+    fn header_names(&mut self, _: Resource<ResponseHandle>) -> Vec<String> {
+        names(&self.resp().headers)
+    }
+
+    fn set_header(
+        &mut self,
+        _: Resource<ResponseHandle>,
+        name: String,
+        value: String,
+    ) -> Result<(), String> {
+        set(&mut self.resp().headers, &name, &value, false)
+    }
+
+    fn append_header(
+        &mut self,
+        _: Resource<ResponseHandle>,
+        name: String,
+        value: String,
+    ) -> Result<(), String> {
+        set(&mut self.resp().headers, &name, &value, true)
+    }
+
+    fn remove_header(&mut self, _: Resource<ResponseHandle>, name: String) {
+        remove(&mut self.resp().headers, &name);
+    }
+
+    fn body(&mut self, _: Resource<ResponseHandle>) -> Option<Vec<u8>> {
+        self.resp().body.as_ref().map(|b| b.to_vec())
+    }
+
+    fn set_body(&mut self, _: Resource<ResponseHandle>, body: Vec<u8>) {
+        self.resp().body = Some(Bytes::from(body));
+    }
+
+    fn drop(&mut self, _: Resource<ResponseHandle>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+impl super::bindings::types::Host for HostState {}

@@ -1,0 +1,154 @@
+//! One live plugin instance: its store (sandbox state, limits, the lent exchange) and the typed
+//! handle to its exports. An instance serves one call at a time; the pool in `step.rs` hands
+//! instances out and takes back only those that did not trap.
+
+use std::sync::Arc;
+
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::{Action, Phases, Plugin as Guest, PluginPre};
+use super::error::{CallError, Failure};
+use super::exchange::Exchange;
+use super::settings::Env;
+
+/// The state a plugin's store carries.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    /// Epoch ticks this call may still run (see `Live::call`).
+    ticks_left: u64,
+    /// The exchange of the call in progress.
+    pub exchange: Option<Box<Exchange>>,
+    pub env: Arc<Env>,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Which export a call enters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    RequestHeaders,
+    RequestBody,
+    ResponseHeaders,
+    ResponseBody,
+}
+
+impl Phase {
+    pub fn flag(self) -> Phases {
+        match self {
+            Phase::RequestHeaders => Phases::REQUEST_HEADERS,
+            Phase::RequestBody => Phases::REQUEST_BODY,
+            Phase::ResponseHeaders => Phases::RESPONSE_HEADERS,
+            Phase::ResponseBody => Phases::RESPONSE_BODY,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::RequestHeaders => "request_headers",
+            Phase::RequestBody => "request_body",
+            Phase::ResponseHeaders => "response_headers",
+            Phase::ResponseBody => "response_body",
+        }
+    }
+}
+
+pub struct Live {
+    store: Store<HostState>,
+    guest: Guest,
+}
+
+impl Live {
+    /// A new instance with `init(config)` already run; returns the phases it implements.
+    pub async fn start(
+        pre: &PluginPre<HostState>,
+        env: &Arc<Env>,
+        config_json: &str,
+    ) -> Result<(Live, Phases), CallError> {
+        let mut wasi = WasiCtxBuilder::new();
+        env.grants.apply(&mut wasi);
+        let state = HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(env.limits.memory)
+                .trap_on_grow_failure(true)
+                .instances(64)
+                .build(),
+            ticks_left: env.limits.ticks(),
+            exchange: None,
+            env: env.clone(),
+        };
+        let mut store = Store::new(pre.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        // Every tick the guest yields to the scheduler, so a busy plugin never holds a worker
+        // thread for its whole deadline; once the ticks are spent, the call traps.
+        store.epoch_deadline_callback(|mut ctx| {
+            let s = ctx.data_mut();
+            if s.ticks_left == 0 {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                s.ticks_left -= 1;
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store.set_epoch_deadline(1);
+        let guest = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| CallError::classify(e, "instantiate"))?;
+        store.data_mut().ticks_left = env.limits.ticks();
+        store.set_epoch_deadline(1);
+        let phases = guest
+            .wasmgate_plugin_guest()
+            .call_init(&mut store, config_json)
+            .await
+            .map_err(|e| CallError::classify(e, "init"))?
+            .map_err(CallError::ConfigRefused)?;
+        Ok((Live { store, guest }, phases))
+    }
+
+    /// Runs one phase on `ex`. The exchange always comes back, also when the call failed.
+    pub async fn call(
+        &mut self,
+        phase: Phase,
+        ex: Box<Exchange>,
+    ) -> (Box<Exchange>, Result<Action, Failure>) {
+        let ticks = self.store.data().env.limits.ticks();
+        let data = self.store.data_mut();
+        data.exchange = Some(ex);
+        data.ticks_left = ticks;
+        self.store.set_epoch_deadline(1);
+        let g = self.guest.wasmgate_plugin_guest();
+        let s = &mut self.store;
+        let result = match phase {
+            Phase::RequestHeaders => g.call_on_request_headers(s, Resource::new_borrow(0)).await,
+            Phase::RequestBody => g.call_on_request_body(s, Resource::new_borrow(0)).await,
+            Phase::ResponseHeaders => {
+                g.call_on_response_headers(s, Resource::new_borrow(0), Resource::new_borrow(0))
+                    .await
+            }
+            Phase::ResponseBody => {
+                g.call_on_response_body(s, Resource::new_borrow(0), Resource::new_borrow(0))
+                    .await
+            }
+        };
+        let ex = self
+            .store
+            .data_mut()
+            .exchange
+            .take()
+            .unwrap_or_else(|| Box::new(Exchange::detached()));
+        (ex, result.map_err(Failure::from_error))
+    }
+}

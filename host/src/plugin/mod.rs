@@ -1,0 +1,211 @@
+//! The plugin runtime: one wasmtime engine for the process, plugin files compiled once (and
+//! cached on disk), and per route a chain of steps, each with a pool of live instances.
+//!
+//! Load order for a config generation: compile (or reuse) every `[plugins.*]` file, then for
+//! every route entry start a first instance and run its `init` with the entry's config. Any
+//! failure refuses the whole generation, located at the entry in `gateway.toml`.
+
+mod bindings;
+mod caps;
+mod chain;
+mod error;
+mod exchange;
+mod instance;
+mod module;
+mod settings;
+mod step;
+
+pub use chain::{Chain, Reply, Verdict};
+pub use error::{CallError, Failure, LoadError};
+pub use exchange::{Exchange, ResponseState};
+pub use instance::Phase;
+pub use module::Module;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine};
+
+use crate::config::{ConfigError, Loaded};
+use crate::store::Store;
+use crate::upstream::Upstream;
+use instance::HostState;
+use settings::{Env, Grants, Limits};
+
+/// The engine and what every plugin shares; one per process.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<HostState>,
+    pub store: Store,
+}
+
+/// What a config generation's plugins compiled to.
+#[derive(Default)]
+pub struct Plugins {
+    pub modules: Vec<Arc<Module>>,
+    /// By route index; `None` for routes without plugins.
+    pub chains: Vec<Option<Arc<Chain>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the WebAssembly engine: {0}")]
+pub struct EngineError(String);
+
+impl PluginHost {
+    pub fn new(store: Store) -> Result<Arc<PluginHost>, EngineError> {
+        let mut cfg = Config::new();
+        cfg.wasm_component_model(true);
+        cfg.epoch_interruption(true);
+        let engine = Engine::new(&cfg).map_err(|e| EngineError(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        // A std guest imports WASI even if it never uses it; with an empty `WasiCtx` these calls
+        // reach nothing (no files, env, sockets or stdio unless granted).
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|()| bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
+            .map_err(|e| EngineError(e.to_string()))?;
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("wasmgate-epoch".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(settings::TICK);
+                    match ticker.upgrade() {
+                        Some(e) => e.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| EngineError(e.to_string()))?;
+        Ok(Arc::new(PluginHost {
+            engine,
+            linker,
+            store,
+        }))
+    }
+
+    /// Compiles and initializes the plugins of `loaded`. `previous` modules with unchanged
+    /// content are reused as they are.
+    pub async fn load(
+        self: &Arc<Self>,
+        loaded: &Loaded,
+        upstreams: &Arc<BTreeMap<String, Arc<Upstream>>>,
+        previous: &[Arc<Module>],
+    ) -> Result<Plugins, Vec<ConfigError>> {
+        let cfg = &loaded.config;
+        let mut errors = Vec::new();
+        let cache_dir = cache_dir(loaded);
+        let mut defs = BTreeMap::new();
+        let mut modules = Vec::new();
+        for (name, def) in &cfg.plugins {
+            let d = def.get_ref();
+            let path = loaded.resolve(d.file.get_ref());
+            let (host, cache, known) = (self.clone(), cache_dir.clone(), previous.to_vec());
+            let started = std::time::Instant::now();
+            let module = tokio::task::spawn_blocking(move || {
+                Module::load(&host.engine, &host.linker, cache.as_deref(), &path, &known)
+            })
+            .await;
+            match module {
+                Ok(Ok(m)) => {
+                    tracing::info!(plugin = %name, file = %m.path.display(), cached = m.cached, ms = started.elapsed().as_millis() as u64, "plugin loaded");
+                    modules.push(m.clone());
+                    defs.insert(name.clone(), (m, Arc::new(self.env(name, d, upstreams))));
+                }
+                Ok(Err(e)) => {
+                    errors.push(loaded.error_at(
+                        d.file.span(),
+                        format!("plugin `{name}`: {e}; the running version keeps serving"),
+                    ));
+                }
+                Err(e) => errors.push(loaded.error_at(
+                    d.file.span(),
+                    format!("plugin `{name}`: loading failed: {e}"),
+                )),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+
+        let mut chains = Vec::with_capacity(cfg.routes.len());
+        for (i, r) in cfg.routes.iter().enumerate() {
+            let route = r.get_ref();
+            if route.plugins.is_empty() {
+                chains.push(None);
+                continue;
+            }
+            let route_name: Arc<str> = crate::config::route_name(route, i).into();
+            let mut steps = Vec::with_capacity(route.plugins.len());
+            for entry in &route.plugins {
+                let e = entry.get_ref();
+                // Validation made sure every entry names a defined plugin.
+                let Some((module, env)) = defs.get(&e.name) else {
+                    continue;
+                };
+                let json = serde_json::to_string(&e.config).unwrap_or_else(|_| "{}".into());
+                match Step::new(route_name.clone(), module.clone(), env.clone(), json).await {
+                    Ok(s) => steps.push(Arc::new(s)),
+                    Err(err) => errors.push(loaded.error_at(
+                        entry.span(),
+                        format!(
+                            "route `{route_name}` plugin `{}`: {err}",
+                            e.name
+                        ),
+                    )),
+                }
+            }
+            chains.push(Some(Arc::new(Chain::new(steps))));
+        }
+        if errors.is_empty() {
+            Ok(Plugins { modules, chains })
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn env(
+        &self,
+        name: &str,
+        d: &crate::config::PluginDef,
+        upstreams: &Arc<BTreeMap<String, Arc<Upstream>>>,
+    ) -> Env {
+        Env {
+            name: name.into(),
+            limits: Limits {
+                timeout: d.timeout,
+                memory: d.memory.bytes(),
+            },
+            grants: Grants {
+                env: d.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                stderr: d.stderr,
+                dirs: d
+                    .dirs
+                    .iter()
+                    .map(|g| (g.host.clone(), g.guest.clone()))
+                    .collect(),
+            },
+            fail: d.fail,
+            isolation: d.isolation,
+            pool_size: d.pool_size,
+            body_limit: d.body_limit.bytes(),
+            store: self.store.clone(),
+            upstreams: upstreams.clone(),
+            http_allow: d.http.iter().map(|h| h.get_ref().clone()).collect(),
+        }
+    }
+}
+
+use step::Step;
+
+/// `[server] plugin_cache`, or the user's cache folder; `None` turns the disk cache off.
+fn cache_dir(loaded: &Loaded) -> Option<PathBuf> {
+    if let Some(dir) = &loaded.config.server.plugin_cache {
+        return (!dir.as_os_str().is_empty()).then(|| loaded.resolve(dir));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("wasmgate").join("plugins"))
+}

@@ -1,0 +1,73 @@
+//! The key-value store behind the plugins' `kv` capability. The embedded in-process store is the
+//! default and needs nothing else; instances that must share state use a networked backend.
+
+mod memory;
+
+use std::time::Duration;
+
+pub use memory::MemoryStore;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached now.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The operation does not fit the stored value (e.g. `incr` on text).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A store backend. Cloning shares the same data.
+#[derive(Clone)]
+pub enum Store {
+    Memory(std::sync::Arc<MemoryStore>),
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::Memory(Default::default())
+    }
+}
+
+impl Store {
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.get(key)),
+        }
+    }
+
+    pub async fn set(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.set(key, value, ttl);
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.delete(key);
+                Ok(())
+            }
+        }
+    }
+
+    /// Adds `delta` and returns the new value; a new key starts at 0 and gets `ttl`.
+    pub async fn incr(
+        &self,
+        key: &str,
+        delta: i64,
+        ttl: Option<Duration>,
+    ) -> Result<i64, StoreError> {
+        match self {
+            Store::Memory(m) => m.incr(key, delta, ttl),
+        }
+    }
+}
