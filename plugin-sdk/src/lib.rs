@@ -1,1 +1,103 @@
-//! stub
+//! Write wasmgate policy plugins in Rust.
+//!
+//! A plugin is a type that implements [`Plugin`]: it is built once per instance from its typed
+//! config (the route's `config` table in `gateway.toml`), then called for the phases it
+//! implements. Mark the impl with [`plugin`]; it exports the plugin and tells the gateway which
+//! phases to call, so phases you do not write cost nothing.
+//!
+//! ```ignore
+//! use wasmgate_plugin_sdk::prelude::*;
+//!
+//! #[derive(Deserialize)]
+//! struct AddHeader { name: String, value: String }
+//!
+//! #[plugin]
+//! impl Plugin for AddHeader {
+//!     type Config = Self;
+//!     fn new(config: Self) -> Result<Self, String> { Ok(config) }
+//!     fn on_request_headers(&self, req: &Request) -> Action {
+//!         req.set_header(&self.name, &self.value).into()
+//!     }
+//! }
+//! ```
+//!
+//! Host errors come back as values (`Result`), never as traps. To test a plugin natively, use
+//! [`testing::TestHost`] with `cargo test`.
+#![deny(missing_docs)]
+
+mod action;
+mod adapter;
+pub mod caps;
+mod message;
+pub mod testing;
+
+/// Bindings generated from `wit/plugin.wit`; the types above wrap them.
+#[doc(hidden)]
+#[allow(missing_docs, unsafe_code, clippy::all)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "plugin",
+        pub_export_macro: true,
+        default_bindings_module: "wasmgate_plugin_sdk::bindings",
+    });
+}
+
+pub use action::{Action, Answer};
+pub use caps::{clock, http, kv, log, metrics};
+pub use message::{Request, Response};
+pub use wasmgate_plugin_sdk_macros::plugin;
+
+/// The phases a plugin implements (set by [`plugin`]).
+pub use bindings::wasmgate::plugin::types::Phases;
+
+#[doc(hidden)]
+pub use adapter::Adapter;
+#[doc(hidden)]
+pub use serde_json;
+
+/// Everything a plugin usually needs.
+pub mod prelude {
+    pub use crate::{Action, Answer, Plugin, Request, Response, plugin};
+    pub use crate::{clock, http, kv, log, metrics};
+    pub use serde::Deserialize;
+}
+
+/// A policy plugin. Every phase defaults to "continue"; implement only those you need and mark
+/// the impl with [`plugin`].
+///
+/// One value is made per instance; the gateway runs many instances of a plugin (one per request
+/// in flight) and may replace them at any time, so keep shared state in [`kv`], not in `self`.
+pub trait Plugin: Sized + 'static {
+    /// The config, deserialized from the route's `config` table (a JSON object). Use
+    /// `#[serde(deny_unknown_fields)]` so a typo is refused at load.
+    type Config: serde::de::DeserializeOwned;
+
+    /// Checks the config and builds the plugin. An `Err` refuses the config: the gateway names
+    /// the file, route and plugin, and keeps running its previous version.
+    fn new(config: Self::Config) -> Result<Self, String>;
+
+    /// Before the request goes upstream; headers only (the body has not been read).
+    fn on_request_headers(&self, _req: &Request) -> Action {
+        Action::Continue
+    }
+
+    /// With the whole request body buffered ([`Request::body`]); headers can still change.
+    fn on_request_body(&self, _req: &Request) -> Action {
+        Action::Continue
+    }
+
+    /// When the response head arrives (or the gateway answers an error).
+    fn on_response_headers(&self, _req: &Request, _resp: &Response) -> Action {
+        Action::Continue
+    }
+
+    /// With the whole response body buffered ([`Response::body`]); headers can still change.
+    fn on_response_body(&self, _req: &Request, _resp: &Response) -> Action {
+        Action::Continue
+    }
+
+    /// Set by [`plugin`]: the phases this impl writes.
+    #[doc(hidden)]
+    const __PHASES: Phases;
+}

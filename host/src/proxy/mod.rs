@@ -71,7 +71,7 @@ async fn forward(
     rt: &Runtime,
     conn: ConnInfo,
     req: Request<Incoming>,
-    record: Option<&mut AccessRecord>,
+    mut record: Option<&mut AccessRecord>,
 ) -> Result<Response<ResponseBody>, ProxyError> {
     // route
     let host = request_host(&req)?;
@@ -91,6 +91,9 @@ async fn forward(
             path: req.uri().path().to_string(),
         })?;
     let route: &RouteTarget = found.value;
+    if let Some(r) = record.as_deref_mut() {
+        r.route = Some(route.name.clone());
+    }
     let pq = upstream_path(&req, route, found.prefix_len)?;
     let fwd = Forward {
         conn,
@@ -137,7 +140,7 @@ pub(crate) async fn send(
 ) -> Result<Response<ResponseBody>, ProxyError> {
     let Forward {
         conn,
-        route,
+        route: _,
         upstream,
         target,
         pq,
@@ -154,7 +157,6 @@ pub(crate) async fn send(
             .clone(),
     };
     if let Some(r) = record {
-        r.route = Some(route.name.clone());
         r.upstream = Some(upstream.name.clone());
         r.target = Some(target.authority.to_string());
     }

@@ -1,0 +1,249 @@
+//! The request and response a phase works on. In the gateway they are handles to the host's own
+//! objects (reading a header copies that header only); under [`crate::testing`] they are plain
+//! values, so the same plugin code runs in both.
+
+use crate::bindings::wasmgate::plugin::types as wit;
+use crate::testing::{ReqState, RespState};
+use std::cell::RefCell;
+
+#[derive(Clone, Copy)]
+enum Req<'a> {
+    Host(&'a wit::Request),
+    Test(&'a RefCell<ReqState>),
+}
+
+#[derive(Clone, Copy)]
+enum Resp<'a> {
+    Host(&'a wit::Response),
+    Test(&'a RefCell<RespState>),
+}
+
+/// The request as it will be sent upstream.
+pub struct Request<'a>(Req<'a>);
+
+/// The response on its way back to the client.
+pub struct Response<'a>(Resp<'a>);
+
+impl<'a> Request<'a> {
+    pub(crate) fn host(r: &'a wit::Request) -> Self {
+        Request(Req::Host(r))
+    }
+
+    pub(crate) fn test(r: &'a RefCell<ReqState>) -> Self {
+        Request(Req::Test(r))
+    }
+}
+
+impl<'a> Response<'a> {
+    pub(crate) fn host(r: &'a wit::Response) -> Self {
+        Response(Resp::Host(r))
+    }
+
+    pub(crate) fn test(r: &'a RefCell<RespState>) -> Self {
+        Response(Resp::Test(r))
+    }
+}
+
+/// Calls the host's method, or the test state's method of the same name.
+macro_rules! both {
+    ($self:ident, $kind:ident, $m:ident ( $($arg:expr),* )) => {
+        match $self.0 {
+            $kind::Host(h) => h.$m($($arg),*),
+            $kind::Test(t) => t.borrow_mut().$m($($arg),*),
+        }
+    };
+}
+
+impl Request<'_> {
+    /// The method, e.g. `GET`.
+    pub fn method(&self) -> String {
+        both!(self, Req, method())
+    }
+
+    /// The path as it will be forwarded (after the route's rewrite), without the query.
+    pub fn path(&self) -> String {
+        both!(self, Req, path())
+    }
+
+    /// Forwards to another path (starting with `/`, no query).
+    pub fn set_path(&self, path: &str) -> Result<(), String> {
+        both!(self, Req, set_path(path))
+    }
+
+    /// The query string, without `?`.
+    pub fn query(&self) -> Option<String> {
+        both!(self, Req, query())
+    }
+
+    /// Replaces the query string (`None` removes it).
+    pub fn set_query(&self, query: Option<&str>) -> Result<(), String> {
+        both!(self, Req, set_query(query))
+    }
+
+    /// The first value of query parameter `name`, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        let q = self.query()?;
+        q.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k) == name).then(|| decode(v))
+        })
+    }
+
+    /// The host the client asked for.
+    pub fn authority(&self) -> String {
+        both!(self, Req, authority())
+    }
+
+    /// `http` or `https`, as the client connected.
+    pub fn scheme(&self) -> String {
+        both!(self, Req, scheme())
+    }
+
+    /// The client's IP address as the gateway saw the connection.
+    pub fn client_ip(&self) -> String {
+        both!(self, Req, client_ip())
+    }
+
+    /// The name of the matched route.
+    pub fn route_name(&self) -> String {
+        both!(self, Req, route_name())
+    }
+
+    /// A `{name}` segment of the matched route pattern.
+    pub fn path_param(&self, name: &str) -> Option<String> {
+        both!(self, Req, path_param(name))
+    }
+
+    /// The first value of a header (names are case-insensitive).
+    pub fn header(&self, name: &str) -> Option<String> {
+        both!(self, Req, header(name))
+    }
+
+    /// Every value of a header.
+    pub fn header_all(&self, name: &str) -> Vec<String> {
+        both!(self, Req, header_all(name))
+    }
+
+    /// The names of all headers present.
+    pub fn header_names(&self) -> Vec<String> {
+        both!(self, Req, header_names())
+    }
+
+    /// Sets a header, replacing any values it had.
+    pub fn set_header(&self, name: &str, value: &str) -> Result<(), String> {
+        both!(self, Req, set_header(name, value))
+    }
+
+    /// Adds a value to a header.
+    pub fn append_header(&self, name: &str, value: &str) -> Result<(), String> {
+        both!(self, Req, append_header(name, value))
+    }
+
+    /// Removes a header.
+    pub fn remove_header(&self, name: &str) {
+        both!(self, Req, remove_header(name))
+    }
+
+    /// The whole body, in the request-body phase.
+    pub fn body(&self) -> Option<Vec<u8>> {
+        both!(self, Req, body())
+    }
+
+    /// Replaces the body (Content-Length follows).
+    pub fn set_body(&self, body: &[u8]) {
+        both!(self, Req, set_body(body))
+    }
+
+    /// Sends the request to this named upstream, and optionally this one of its targets
+    /// (`"host:port"`), instead of the route's.
+    pub fn set_upstream(&self, upstream: &str, target: Option<&str>) -> Result<(), String> {
+        both!(self, Req, set_upstream(upstream, target))
+    }
+
+    /// A value another plugin (or phase) put in this request's context.
+    pub fn context_get(&self, key: &str) -> Option<String> {
+        both!(self, Req, context_get(key))
+    }
+
+    /// Puts a value in this request's context, for later plugins and phases.
+    pub fn context_set(&self, key: &str, value: &str) {
+        both!(self, Req, context_set(key, value))
+    }
+}
+
+impl Response<'_> {
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        both!(self, Resp, status())
+    }
+
+    /// Changes the status code (a final status, 200–999).
+    pub fn set_status(&self, status: u16) -> Result<(), String> {
+        both!(self, Resp, set_status(status))
+    }
+
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<String> {
+        both!(self, Resp, header(name))
+    }
+
+    /// Every value of a header.
+    pub fn header_all(&self, name: &str) -> Vec<String> {
+        both!(self, Resp, header_all(name))
+    }
+
+    /// The names of all headers present.
+    pub fn header_names(&self) -> Vec<String> {
+        both!(self, Resp, header_names())
+    }
+
+    /// Sets a header, replacing any values it had.
+    pub fn set_header(&self, name: &str, value: &str) -> Result<(), String> {
+        both!(self, Resp, set_header(name, value))
+    }
+
+    /// Adds a value to a header.
+    pub fn append_header(&self, name: &str, value: &str) -> Result<(), String> {
+        both!(self, Resp, append_header(name, value))
+    }
+
+    /// Removes a header.
+    pub fn remove_header(&self, name: &str) {
+        both!(self, Resp, remove_header(name))
+    }
+
+    /// The whole body, in the response-body phase.
+    pub fn body(&self) -> Option<Vec<u8>> {
+        both!(self, Resp, body())
+    }
+
+    /// Replaces the body (Content-Length follows).
+    pub fn set_body(&self, body: &[u8]) {
+        both!(self, Resp, set_body(body))
+    }
+}
+
+/// Percent-decoding for query parameters (`+` is a space).
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
