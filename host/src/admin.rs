@@ -50,7 +50,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
             json!({
                 "generation": rt.generation,
                 "path": rt.loaded.path,
-                "config": rt.loaded.config,
+                "config": redacted(&rt.loaded.config),
             }),
         ),
         (&Method::GET, "/upstreams") => {
@@ -75,6 +75,17 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
                 .collect();
             reply(StatusCode::OK, serde_json::Value::Object(ups))
         }
+        (&Method::GET, "/metrics") => match crate::telemetry::render_metrics() {
+            Some(text) => {
+                let mut r = Response::new(Full::new(Bytes::from(text)));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                r
+            }
+            None => crate::error::problem(StatusCode::NOT_FOUND, "metrics are off"),
+        },
         (&Method::POST, "/reload") => match crate::reload::reload(shared).await {
             Ok(generation) => reply(StatusCode::OK, json!({ "generation": generation })),
             Err(errors) => reply(
@@ -87,7 +98,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         },
         _ => crate::error::problem(
             StatusCode::NOT_FOUND,
-            "admin endpoints: GET /healthz, /readyz, /config, /upstreams; POST /reload",
+            "admin endpoints: GET /healthz, /readyz, /config, /upstreams, /metrics; POST /reload",
         ),
     }
 }
@@ -100,4 +111,25 @@ fn reply(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
         http::HeaderValue::from_static("application/json"),
     );
     r
+}
+
+/// The config as `/config` shows it: plugin `config` tables can hold secrets (keys, passwords),
+/// so only their key names are shown.
+fn redacted(c: &crate::config::Config) -> serde_json::Value {
+    let mut v = serde_json::to_value(c).unwrap_or_default();
+    if let Some(routes) = v.get_mut("routes").and_then(|r| r.as_array_mut()) {
+        for route in routes {
+            let Some(plugins) = route.get_mut("plugins").and_then(|p| p.as_array_mut()) else {
+                continue;
+            };
+            for p in plugins {
+                if let Some(cfg) = p.get_mut("config").and_then(|c| c.as_object_mut()) {
+                    for value in cfg.values_mut() {
+                        *value = json!("(redacted)");
+                    }
+                }
+            }
+        }
+    }
+    v
 }

@@ -52,21 +52,16 @@ pub async fn run(loaded: Loaded) -> Result<(), StartError> {
     let mut int = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
 
     let path = loaded.path.clone();
+    crate::telemetry::init_metrics();
     let plugins = PluginHost::new(Store::default())?;
     let runtime = Runtime::build(loaded, None, 1, &plugins).await?;
     let shared = Shared::new(runtime, path, plugins);
     crate::reload::on_sighup(shared.clone()).map_err(StartError::Signals)?;
-    let _watcher = if cfg.server.watch_config {
-        match crate::reload::watch_file(shared.clone()) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP or POST /reload");
-                None
-            }
-        }
-    } else {
-        None
-    };
+    if cfg.server.watch_config
+        && let Err(e) = crate::reload::watch_files(shared.clone())
+    {
+        tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP or POST /reload");
+    }
     if let Some(l) = demo {
         tracing::info!(address = %cfg.demo_backend.as_ref().map(|d| d.address).unwrap_or(SocketAddr::from(([0; 4], 0))), "demo backend listening");
         tokio::spawn(crate::demo::serve(l));

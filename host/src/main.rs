@@ -73,6 +73,11 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
 fn run(path: PathBuf) -> anyhow::Result<()> {
     let loaded = wasmgate::config::load(&path)?;
     let _log = wasmgate::telemetry::init(&loaded.config.log);
+    // Every proxied request holds two sockets; the default soft limit (often 1024) is too low.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+    }
     let workers = loaded
         .config
         .server

@@ -2,7 +2,9 @@
 //! new file is read, validated and compiled off the request path, then swapped in atomically.
 //! In-flight requests keep the runtime they started with; a bad file changes nothing.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
@@ -80,37 +82,83 @@ fn warn_restart_only(old: &Config, new: &Config) {
     }
 }
 
-/// Watches the config file (through its folder, so editors that replace the file are seen too)
-/// and reloads after changes settle. The returned watcher must be kept alive.
-pub fn watch_file(shared: Arc<Shared>) -> notify::Result<notify::RecommendedWatcher> {
+/// Watches the config file and every plugin file it names (through their folders, so editors
+/// and `mv` that replace a file are seen too), and reloads after changes settle. A plugin file
+/// swapped in place thus goes live like a config edit: compiled and initialized off the request
+/// path, then swapped atomically, or refused with the old version serving.
+pub fn watch_files(shared: Arc<Shared>) -> notify::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let path = shared.config_path.clone();
-    let name = path.file_name().map(|n| n.to_os_string());
+    let wanted: Arc<RwLock<HashSet<PathBuf>>> = Arc::default();
+    let seen = wanted.clone();
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
         if let Ok(ev) = ev
             && !ev.kind.is_access()
-            && ev
-                .paths
-                .iter()
-                .any(|p| p.file_name().map(|n| n.to_os_string()) == name)
+            && let Ok(wanted) = seen.read()
+            && ev.paths.iter().any(|p| wanted.contains(p))
         {
             let _ = tx.send(());
         }
     })?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    let mut dirs = HashSet::new();
+    follow(&shared, &mut watcher, &mut dirs, &wanted)?;
     tokio::spawn(async move {
-        while rx.recv().await.is_some() {
-            // Let a burst of writes finish before reading the file.
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            while rx.try_recv().is_ok() {}
-            let _ = reload(&shared).await;
+        // The set of files changes with the config, also when reloaded by SIGHUP or the admin.
+        let mut refresh = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                ev = rx.recv() => {
+                    if ev.is_none() {
+                        break;
+                    }
+                    // Let a burst of writes finish before reading the files.
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                    while rx.try_recv().is_ok() {}
+                    let _ = reload(&shared).await;
+                }
+                _ = refresh.tick() => {}
+            }
+            if let Err(e) = follow(&shared, &mut watcher, &mut dirs, &wanted) {
+                tracing::warn!(error = %e, "cannot watch a plugin folder; reload with SIGHUP or POST /reload");
+            }
         }
     });
-    Ok(watcher)
+    Ok(())
+}
+
+/// Points the watcher at the files the current config uses.
+fn follow(
+    shared: &Shared,
+    watcher: &mut notify::RecommendedWatcher,
+    dirs: &mut HashSet<PathBuf>,
+    wanted: &RwLock<HashSet<PathBuf>>,
+) -> notify::Result<()> {
+    let rt = shared.current.load();
+    let mut files = vec![shared.config_path.clone()];
+    files.extend(
+        rt.loaded
+            .config
+            .plugins
+            .values()
+            .map(|p| rt.loaded.resolve(p.get_ref().file.get_ref())),
+    );
+    let mut now = HashSet::new();
+    for f in files {
+        let dir = match f.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let (Ok(dir), Some(name)) = (std::fs::canonicalize(&dir), f.file_name()) else {
+            continue;
+        };
+        if dirs.insert(dir.clone()) {
+            watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+        }
+        now.insert(dir.join(name));
+    }
+    if let Ok(mut w) = wanted.write() {
+        *w = now;
+    }
+    Ok(())
 }
 
 /// Reloads on every SIGHUP.

@@ -84,7 +84,7 @@ macro_rules! export_plugin {
                     $crate::Adapter::<$t>::on_response_body(req, resp)
                 }
             }
-            $crate::bindings::export!(Export with_types_in $crate::bindings);
+    $crate::bindings::export!(Export with_types_in $crate::bindings);
         };
     };
 }

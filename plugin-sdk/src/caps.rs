@@ -126,7 +126,10 @@ pub mod metrics {
         #[cfg(target_arch = "wasm32")]
         wit::metrics::counter_add(name, value, &owned(labels));
         #[cfg(not(target_arch = "wasm32"))]
-        with_host(|h| h.metrics.push((name.to_string(), value as f64, owned(labels))));
+        with_host(|h| {
+            h.metrics
+                .push((name.to_string(), value as f64, owned(labels)))
+        });
     }
 
     /// Records a value in a histogram.

@@ -471,7 +471,11 @@ impl FakeHost {
     }
 
     pub fn http_send(&mut self, req: &Outgoing) -> Result<Incoming, String> {
-        match self.http.iter().find(|(prefix, _)| req.url.starts_with(prefix)) {
+        match self
+            .http
+            .iter()
+            .find(|(prefix, _)| req.url.starts_with(prefix))
+        {
             Some((_, answer)) => answer(req),
             None => Err(format!("no mock_http answer for {}", req.url)),
         }

@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -54,6 +54,32 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
+}
+
+/// A plugin built by `plugins/build.sh` (which `tests/run.sh` runs first).
+pub fn plugin(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/plugins")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(
+        path.is_file(),
+        "{} is missing: build the plugins first with plugins/build.sh (tests/run.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// The compiled-plugin cache the test gateways share (its files are named by content).
+pub fn plugin_cache() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache")
+}
+
+/// A `[plugins.NAME]` block for a built plugin, plus `extra` settings.
+pub fn plugin_block(name: &str, file: &str, extra: &str) -> String {
+    format!(
+        "[plugins.{name}]\nfile = \"{}\"\n{extra}\n",
+        plugin(file).display()
+    )
 }
 
 // ---------------------------------------------------------------- upstream servers
@@ -214,6 +240,9 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -224,6 +253,7 @@ impl Gateway {
             r#"[server]
 workers = 2
 shutdown_timeout = "10s"
+plugin_cache = "{cache}"
 
 [[listeners]]
 address = "127.0.0.1:{port}"
@@ -236,7 +266,8 @@ level = "info"
 format = "json"
 
 {extra}
-"#
+"#,
+            cache = plugin_cache().display()
         )
     }
 

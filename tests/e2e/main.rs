@@ -5,6 +5,7 @@ mod harness;
 mod balance;
 mod errors;
 mod lifecycle;
+mod plugins;
 mod protocols;
 mod routing;
 mod streaming;

@@ -8,7 +8,8 @@ mod types;
 pub use error::{ConfigError, ConfigErrors};
 pub use schema::*;
 pub use types::{
-    ByteSize, HeaderNameStr, HostPattern, MethodName, PathPattern, PathPrefix, TargetAddr, pattern_segments,
+    ByteSize, HeaderNameStr, HostPattern, MethodName, PathPattern, PathPrefix, TargetAddr,
+    pattern_segments,
 };
 
 use std::collections::HashSet;
@@ -252,7 +253,10 @@ fn validate_plugin(
         if !resolve(loc.file, &d.host).is_dir() {
             errs.push(loc.at(
                 p.span(),
-                format!("plugin `{name}` is granted folder {}, which does not exist", d.host.display()),
+                format!(
+                    "plugin `{name}` is granted folder {}, which does not exist",
+                    d.host.display()
+                ),
             ));
         }
     }

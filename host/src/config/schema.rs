@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::types::{ByteSize, HeaderNameStr, HostPattern, MethodName, PathPattern, PathPrefix, TargetAddr};
+use super::types::{
+    ByteSize, HeaderNameStr, HostPattern, MethodName, PathPattern, PathPrefix, TargetAddr,
+};
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -44,7 +46,7 @@ pub struct Server {
     /// How long a client may take to send its request head.
     #[serde(default = "default_header_timeout", with = "super::types::duration")]
     pub header_read_timeout: Duration,
-    /// Watch the config file and reload it when it changes.
+    /// Watch the config file and the plugin files, and reload when one changes.
     #[serde(default = "yes")]
     pub watch_config: bool,
     /// Where compiled plugins are cached; `""` turns the cache off. Defaults to
@@ -382,7 +384,10 @@ impl<'de> Deserialize<'de> for PluginRef {
                     config: toml::Table::new(),
                 })
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<PluginRef, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<PluginRef, A::Error> {
                 let t = Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
                 Ok(PluginRef {
                     name: t.name,

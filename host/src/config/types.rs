@@ -240,7 +240,9 @@ impl<'de> Deserialize<'de> for ByteSize {
             ))
         };
         match Raw::deserialize(d)? {
-            Raw::Number(n) => usize::try_from(n).map(ByteSize).map_err(|_| bad(&n.to_string())),
+            Raw::Number(n) => usize::try_from(n)
+                .map(ByteSize)
+                .map_err(|_| bad(&n.to_string())),
             Raw::Text(s) => parse_size(&s).map(ByteSize).ok_or_else(|| bad(&s)),
         }
     }

@@ -38,7 +38,10 @@ pub struct Reply {
 pub enum Verdict {
     Continue,
     /// Answer the client with this; the step at `at` decided it.
-    Answer { reply: Reply, at: usize },
+    Answer {
+        reply: Reply,
+        at: usize,
+    },
 }
 
 impl Chain {
@@ -151,7 +154,11 @@ fn reply_from(step: &Step, a: Answer) -> Reply {
         .ok()
         .filter(|s| s.as_u16() >= 200)
         .unwrap_or_else(|| {
-            tracing::warn!(plugin = step.name(), status = a.status, "plugin answered with an invalid status; sending 500");
+            tracing::warn!(
+                plugin = step.name(),
+                status = a.status,
+                "plugin answered with an invalid status; sending 500"
+            );
             StatusCode::INTERNAL_SERVER_ERROR
         });
     let mut headers = HeaderMap::with_capacity(a.headers.len());

@@ -149,10 +149,7 @@ impl PluginHost {
                     Ok(s) => steps.push(Arc::new(s)),
                     Err(err) => errors.push(loaded.error_at(
                         entry.span(),
-                        format!(
-                            "route `{route_name}` plugin `{}`: {err}",
-                            e.name
-                        ),
+                        format!("route `{route_name}` plugin `{}`: {err}", e.name),
                     )),
                 }
             }

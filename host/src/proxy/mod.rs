@@ -113,7 +113,12 @@ async fn forward(
             let params = found
                 .params
                 .iter()
-                .map(|(k, r)| (k.clone(), req.uri().path().get(r.clone()).unwrap_or("").to_string()))
+                .map(|(k, r)| {
+                    (
+                        k.clone(),
+                        req.uri().path().get(r.clone()).unwrap_or("").to_string(),
+                    )
+                })
                 .collect();
             Box::pin(plugins::forward(chain, fwd, params, req, record)).await
         }

@@ -64,7 +64,11 @@ pub(super) async fn forward(
                 let resp = problem(StatusCode::PAYLOAD_TOO_LARGE, &detail);
                 return Ok(respond(chain, ex, resp, all).await);
             }
-            Err(e) => return Err(ProxyError::BadRequest(format!("reading the request body: {e}"))),
+            Err(e) => {
+                return Err(ProxyError::BadRequest(format!(
+                    "reading the request body: {e}"
+                )));
+            }
         };
         ex.body = Some(bytes);
         let verdict;

@@ -59,7 +59,9 @@ impl MemoryStore {
                 let current: i64 = std::str::from_utf8(&slot.value)
                     .ok()
                     .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| StoreError::Invalid(format!("`{key}` does not hold a number")))?;
+                    .ok_or_else(|| {
+                        StoreError::Invalid(format!("`{key}` does not hold a number"))
+                    })?;
                 let next = current
                     .checked_add(delta)
                     .ok_or_else(|| StoreError::Invalid(format!("`{key}` would overflow")))?;
@@ -105,8 +107,14 @@ mod tests {
         assert_eq!(s.get("a"), Some(b"5".to_vec()));
         s.set("t", b"text".to_vec(), None);
         assert!(matches!(s.incr("t", 1, None), Err(StoreError::Invalid(_))));
-        assert_eq!(s.incr("ttl", 1, Some(Duration::from_millis(20))).ok(), Some(1));
-        assert_eq!(s.incr("ttl", 1, Some(Duration::from_millis(20))).ok(), Some(2));
+        assert_eq!(
+            s.incr("ttl", 1, Some(Duration::from_millis(20))).ok(),
+            Some(1)
+        );
+        assert_eq!(
+            s.incr("ttl", 1, Some(Duration::from_millis(20))).ok(),
+            Some(2)
+        );
         std::thread::sleep(Duration::from_millis(30));
         assert_eq!(s.get("ttl"), None);
         assert_eq!(s.incr("ttl", 1, None).ok(), Some(1));

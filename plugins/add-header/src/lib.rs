@@ -45,7 +45,11 @@ impl Plugin for AddHeader {
             .flat_map(|e| e.set.keys().chain(e.append.keys()).chain(&e.remove))
             .chain(config.from_context.keys());
         for name in names {
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
                 return Err(format!("`{name}` is not a header name"));
             }
         }
@@ -83,8 +87,8 @@ impl Plugin for AddHeader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasmgate_plugin_sdk::testing::{TestHost, TestRequest, TestResponse};
     use wasmgate_plugin_sdk::Phases;
+    use wasmgate_plugin_sdk::testing::{TestHost, TestRequest, TestResponse};
 
     #[test]
     fn edits_request_and_response_and_copies_context() {
@@ -94,7 +98,10 @@ mod tests {
                 "from_context": {"x-consumer": "consumer"}}"#,
         )
         .unwrap();
-        assert_eq!(host.phases(), Phases::REQUEST_HEADERS | Phases::RESPONSE_HEADERS);
+        assert_eq!(
+            host.phases(),
+            Phases::REQUEST_HEADERS | Phases::RESPONSE_HEADERS
+        );
         let req = TestRequest::get("/")
             .header("x-chain", "a")
             .header("x-secret", "s")

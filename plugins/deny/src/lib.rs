@@ -57,7 +57,10 @@ mod tests {
 
     #[test]
     fn answers_only_when_the_header_is_there() {
-        let h = TestHost::<Deny>::new(r#"{"status": 429, "when_header": "x-deny", "headers": [["retry-after", "7"]]}"#).unwrap();
+        let h = TestHost::<Deny>::new(
+            r#"{"status": 429, "when_header": "x-deny", "headers": [["retry-after", "7"]]}"#,
+        )
+        .unwrap();
         assert_eq!(h.request_headers(&TestRequest::get("/")), Action::Continue);
         match h.request_headers(&TestRequest::get("/").header("x-deny", "1")) {
             Action::Respond(a) => {

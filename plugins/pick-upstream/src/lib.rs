@@ -53,7 +53,10 @@ mod tests {
 
     #[test]
     fn picks_by_header() {
-        let h = TestHost::<PickUpstream>::new(r#"{"header": "x-tenant", "routes": {"blue": {"upstream": "blue"}}}"#).unwrap();
+        let h = TestHost::<PickUpstream>::new(
+            r#"{"header": "x-tenant", "routes": {"blue": {"upstream": "blue"}}}"#,
+        )
+        .unwrap();
         let req = TestRequest::get("/").header("x-tenant", "blue");
         h.request_headers(&req);
         assert_eq!(req.picked_upstream(), Some(("blue".into(), None)));

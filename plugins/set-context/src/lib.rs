@@ -44,7 +44,8 @@ mod tests {
 
     #[test]
     fn sets_from_header_or_literal() {
-        let h = TestHost::<SetContext>::new(r#"{"key": "consumer", "from_header": "x-user"}"#).unwrap();
+        let h =
+            TestHost::<SetContext>::new(r#"{"key": "consumer", "from_header": "x-user"}"#).unwrap();
         let req = TestRequest::get("/").header("x-user", "bob");
         h.request_headers(&req);
         assert_eq!(req.view().context_get("consumer").as_deref(), Some("bob"));

@@ -50,7 +50,11 @@ impl Host for HostState {
             .map_err(|_| format!("`{}` is not an HTTP method", req.method))?;
         let mut out = Request::builder()
             .method(method)
-            .uri(upstream.uri(&target, pq, &host).map_err(|e| e.to_string())?)
+            .uri(
+                upstream
+                    .uri(&target, pq, &host)
+                    .map_err(|e| e.to_string())?,
+            )
             .version(if upstream.config.http2 {
                 http::Version::HTTP_2
             } else {
@@ -73,7 +77,10 @@ impl Host for HostState {
             .timeout_ms
             .map_or(DEFAULT_TIMEOUT, |ms| Duration::from_millis(u64::from(ms)));
         let call = async {
-            let (resp, mut lease) = upstream.send(&target, out).await.map_err(|e| e.to_string())?;
+            let (resp, mut lease) = upstream
+                .send(&target, out)
+                .await
+                .map_err(|e| e.to_string())?;
             let (parts, body) = resp.into_parts();
             let body = Limited::new(body, MAX_RESPONSE)
                 .collect()

@@ -37,7 +37,11 @@ impl Host for HostState {
 
     async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), Error> {
         let k = self.key(&key)?;
-        self.env.store.set(&k, value, ttl(ttl_ms)).await.map_err(err)
+        self.env
+            .store
+            .set(&k, value, ttl(ttl_ms))
+            .await
+            .map_err(err)
     }
 
     async fn delete(&mut self, key: String) -> Result<(), Error> {
@@ -47,6 +51,10 @@ impl Host for HostState {
 
     async fn incr(&mut self, key: String, delta: i64, ttl_ms: Option<u64>) -> Result<i64, Error> {
         let k = self.key(&key)?;
-        self.env.store.incr(&k, delta, ttl(ttl_ms)).await.map_err(err)
+        self.env
+            .store
+            .incr(&k, delta, ttl(ttl_ms))
+            .await
+            .map_err(err)
     }
 }

@@ -1,0 +1,648 @@
+//! Plugin chains through the real gateway, with real `.wasm` files built from `plugins/`: order,
+//! context, early answers, body phases, upstream picking, and the sandbox's limits and fail modes.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde_json::Value;
+
+use crate::harness::*;
+
+fn route(name: &str, prefix: &str, upstream: &str, plugins: &str) -> String {
+    format!(
+        "[[routes]]\nname = \"{name}\"\npath_prefix = \"{prefix}\"\nupstream = \"{upstream}\"\nplugins = [{plugins}]\n"
+    )
+}
+
+/// An upstream that answers with the request's headers and its body parsed as JSON.
+async fn body_echo() -> Upstream {
+    Upstream::serve(
+        "body",
+        |req: http::Request<hyper::body::Incoming>| async move {
+            let headers: serde_json::Map<String, Value> = req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::from(v.to_str().unwrap_or("?"))))
+                .collect();
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let out =
+                serde_json::json!({ "headers": headers, "body": parsed, "bytes": body.len() });
+            http::Response::builder()
+                .header("content-type", "application/json")
+                .body(full(out.to_string()))
+                .expect("response")
+        },
+    )
+    .await
+}
+
+async fn post(url: &str, body: &str) -> Resp {
+    send(
+        http::Request::post(url)
+            .header("content-type", "application/json")
+            .body(full(Bytes::from(body.to_string())))
+            .expect("request"),
+    )
+    .await
+    .expect("response")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_runs_in_order_passes_context_and_picks_upstream() {
+    let a = Upstream::echo("a").await;
+    let b = Upstream::echo("b").await;
+    // Each plugin needs what the one before it did: set-context puts the consumer in the
+    // context, add-header turns it into a header, pick-upstream routes on that header.
+    let chain = r#"
+  { name = "set-context", config = { key = "consumer", from_header = "x-user" } },
+  { name = "add-header", config = { from_context = { x-consumer = "consumer" }, response = { set = { x-chain = "done" } } } },
+  { name = "pick-upstream", config = { header = "x-consumer", routes = { alice = { upstream = "b" } } } },
+"#;
+    let gw = Gateway::start(
+        &(upstream_block("a", &[&a], "")
+            + &upstream_block("b", &[&b], "")
+            + &plugin_block("set-context", "set-context", "")
+            + &plugin_block("add-header", "add-header", "")
+            + &plugin_block("pick-upstream", "pick-upstream", "")
+            + &route("chained", "/chained", "a", chain)
+            + &route("plain", "/plain", "a", "")),
+    )
+    .await;
+
+    let r = get_with(&gw.url("/chained/x"), &[("x-user", "alice")]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("x-upstream"),
+        Some("b"),
+        "picked by the third plugin"
+    );
+    assert_eq!(r.json()["headers"]["x-consumer"], "alice");
+    assert_eq!(r.header("x-chain"), Some("done"), "response phase ran");
+
+    let r = get_with(&gw.url("/chained/x"), &[("x-user", "bob")]).await;
+    assert_eq!(
+        r.header("x-upstream"),
+        Some("a"),
+        "bob keeps the route's upstream"
+    );
+    assert_eq!(r.json()["headers"]["x-consumer"], "bob");
+
+    let r = get_with(&gw.url("/plain/x"), &[("x-user", "alice")]).await;
+    assert_eq!(r.header("x-upstream"), Some("a"));
+    assert_eq!(
+        r.json()["headers"].get("x-consumer"),
+        None,
+        "no plugins here"
+    );
+    assert_eq!(r.header("x-chain"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_answer_stops_the_chain() {
+    let a = Upstream::echo("a").await;
+    let chain = r#"
+  { name = "add-header", config = { response = { set = { x-seen-by = "first" } } } },
+  { name = "deny", config = { status = 429, message = "slow down", when_header = "x-deny", headers = [["retry-after", "7"]] } },
+  { name = "add-header", config = { request = { set = { x-after = "yes" } } } },
+"#;
+    let gw = Gateway::start(
+        &(upstream_block("a", &[&a], "")
+            + &plugin_block("add-header", "add-header", "")
+            + &plugin_block("deny", "deny", "")
+            + &route("guarded", "/", "a", chain)),
+    )
+    .await;
+
+    let r = get_with(&gw.url("/x"), &[("x-deny", "1")]).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("7"));
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!(r.json()["detail"], "slow down");
+    assert_eq!(
+        r.header("x-seen-by"),
+        Some("first"),
+        "earlier plugins see the answer"
+    );
+    assert_eq!(
+        a.requests.load(Ordering::Relaxed),
+        0,
+        "the upstream saw nothing"
+    );
+
+    let r = get_with(&gw.url("/x"), &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["headers"]["x-after"],
+        "yes",
+        "without the answer the chain goes on"
+    );
+    assert_eq!(a.requests.load(Ordering::Relaxed), 1);
+
+    let (ok, out) = curl(&["-i", "-H", "x-deny: 1", &gw.url("/y")]);
+    assert!(ok);
+    assert!(out.starts_with("HTTP/1.1 429"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_phases_rewrite_json_and_headers() {
+    let up = body_echo().await;
+    let chain = r#"
+  { name = "json-request", config = { set = { via = "wasmgate" } } },
+  { name = "json-response", config = { set = { checked = true } } },
+"#;
+    let gw = Gateway::start(
+        &(upstream_block("body", &[&up], "")
+            + &plugin_block("json-request", "json-request", "body_limit = \"1KiB\"")
+            + &plugin_block("json-response", "json-response", "")
+            + &route("json", "/", "body", chain)),
+    )
+    .await;
+
+    let r = post(&gw.url("/orders"), r#"{"item": "tea", "qty": 2}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["body"]["via"], "wasmgate", "request body rewritten");
+    assert_eq!(v["body"]["item"], "tea");
+    assert_eq!(
+        v["headers"]["x-json-fields"], "2",
+        "header set after reading the body"
+    );
+    let sent = v["bytes"].as_u64().unwrap_or(0);
+    assert_eq!(
+        v["headers"]["content-length"],
+        sent.to_string(),
+        "length follows the body"
+    );
+    assert_eq!(v["checked"], true, "response body rewritten");
+    assert_eq!(r.header("x-json-rewritten"), Some("1"));
+    assert_eq!(
+        r.header("content-length"),
+        Some(r.body.len().to_string().as_str())
+    );
+
+    let r = post(&gw.url("/orders"), "[1, 2]").await;
+    assert_eq!(r.status, 400, "the plugin refuses a non-object body");
+    assert_eq!(up.requests.load(Ordering::Relaxed), 1);
+
+    let big = format!(r#"{{"pad": "{}"}}"#, "x".repeat(2048));
+    let r = post(&gw.url("/orders"), &big).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(up.requests.load(Ordering::Relaxed), 1);
+}
+
+/// Fires `n` GETs at `url` at once; returns their statuses.
+async fn burst(url: String, n: usize) -> Vec<u16> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { get(&url).await.map(|r| r.status.as_u16()).unwrap_or(0) })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.push(t.await.unwrap_or(0));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn looping_plugin_is_cut_at_its_deadline_while_others_go_on() {
+    let a = Upstream::echo("a").await;
+    let gw = Gateway::start(
+        &(upstream_block("a", &[&a], "")
+            + &plugin_block("spin", "spin", "timeout = \"50ms\"")
+            + &route("spin", "/spin", "a", "\"spin\"")
+            + &route("ok", "/ok", "a", "")),
+    )
+    .await;
+
+    let started = Instant::now();
+    let spinning = tokio::spawn(burst(gw.url("/spin"), 8));
+    let mut ok = 0;
+    while !spinning.is_finished() || ok < 200 {
+        let r = get(&gw.url("/ok")).await.expect("ok route");
+        assert_eq!(r.status, 200);
+        ok += 1;
+    }
+    let statuses = spinning.await.expect("spin burst");
+    assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "8 loops of 50 ms took {:?}",
+        started.elapsed()
+    );
+
+    let r = get(&gw.url("/spin")).await.expect("spin");
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        r.json()["detail"],
+        "plugin `spin` ran past its CPU deadline"
+    );
+    assert_eq!(
+        a.requests.load(Ordering::Relaxed),
+        ok,
+        "loops never reached the upstream"
+    );
+    assert!(gw.log().contains("ran past its CPU deadline"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_bomb_is_capped() {
+    let a = Upstream::echo("a").await;
+    let gw = Gateway::start(
+        &(upstream_block("a", &[&a], "")
+            + &plugin_block("bomb", "memory-bomb", "memory = \"32MiB\"")
+            + &route("bomb", "/bomb", "a", "\"bomb\"")
+            + &route("ok", "/ok", "a", "")),
+    )
+    .await;
+    let before = gw.rss_kib();
+    let bombs = tokio::spawn(burst(gw.url("/bomb"), 6));
+    let oks = burst(gw.url("/ok"), 50).await;
+    assert!(oks.iter().all(|s| *s == 200), "{oks:?}");
+    let statuses = bombs.await.expect("bombs");
+    assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
+    let r = get(&gw.url("/bomb")).await.expect("bomb");
+    assert_eq!(r.json()["detail"], "plugin `bomb` went over its memory cap");
+    let grown = gw.rss_kib().saturating_sub(before);
+    assert!(grown < 256 * 1024, "RSS grew by {grown} KiB");
+    assert_eq!(get(&gw.url("/ok")).await.expect("ok").status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trap_fails_closed_or_open_as_configured() {
+    let a = Upstream::echo("a").await;
+    let gw = Gateway::start(
+        &(upstream_block("a", &[&a], "")
+            + &plugin_block("strict", "trap", "")
+            + &plugin_block("lenient", "trap", "fail = \"open\"")
+            + &route("closed", "/closed", "a", "\"strict\"")
+            + &route("open", "/open", "a", "\"lenient\"")),
+    )
+    .await;
+
+    let r = get_with(&gw.url("/closed"), &[("x-trap", "1")]).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.json()["detail"], "plugin `strict` failed");
+    let r = get_with(&gw.url("/closed"), &[]).await;
+    assert_eq!(r.status, 200, "the next request gets a fresh instance");
+    assert_eq!(r.json()["headers"]["x-trap-passed"], "1");
+
+    let r = get_with(&gw.url("/open"), &[("x-trap", "1")]).await;
+    assert_eq!(r.status, 200, "fail open skips the plugin");
+    assert_eq!(r.json()["headers"].get("x-trap-passed"), None);
+    let r = get_with(&gw.url("/open"), &[]).await;
+    assert_eq!(r.json()["headers"]["x-trap-passed"], "1");
+
+    let m = get(&gw.admin_url("/metrics"))
+        .await
+        .expect("metrics")
+        .text();
+    for (plugin, fail) in [("strict", "closed"), ("lenient", "open")] {
+        let line = m
+            .lines()
+            .find(|l| {
+                l.starts_with("wasmgate_plugin_failures_total")
+                    && l.contains(&format!("plugin=\"{plugin}\""))
+            })
+            .unwrap_or_else(|| panic!("no failure metric for {plugin}:\n{m}"));
+        assert!(line.contains("kind=\"trap\"") && line.contains(&format!("fail=\"{fail}\"")));
+        assert!(line.ends_with(" 1"), "{line}");
+    }
+    assert!(gw.log().contains("fail = \\\"open\\\": skipped"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_metrics_and_logs_reach_the_host() {
+    let a = Upstream::echo("a").await;
+    let gw = Gateway::start(
+        &(upstream_block("a", &[&a], "")
+            + &plugin_block("count", "count", "")
+            + &route(
+                "counted",
+                "/",
+                "a",
+                "{ name = \"count\", config = { window_s = 3600 } }",
+            )),
+    )
+    .await;
+    for n in 1..=3 {
+        let r = get(&gw.url("/")).await.expect("get");
+        assert_eq!(r.json()["headers"]["x-hits"], n.to_string());
+    }
+    let m = get(&gw.admin_url("/metrics"))
+        .await
+        .expect("metrics")
+        .text();
+    assert!(
+        m.lines().any(|l| l.starts_with("wasmgate_plugin_requests")
+            && l.contains("plugin=\"count\"")
+            && l.contains("route=\"counted\"")
+            && l.ends_with(" 3")),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_plugin_config_is_refused_with_file_route_and_plugin() {
+    let a = Upstream::echo("a").await;
+    let good = upstream_block("a", &[&a], "")
+        + &plugin_block("add-header", "add-header", "")
+        + &route(
+            "r",
+            "/",
+            "a",
+            "{ name = \"add-header\", config = { request = { set = { x-v = \"1\" } } } }",
+        );
+    let gw = Gateway::start(&good).await;
+
+    // A config the plugin's own `init` refuses: reload says where and why, old one serves.
+    let bad = good.replace("x-v = ", "\"bad name\" = ");
+    gw.write_config(&bad);
+    let r = send(
+        http::Request::post(gw.admin_url("/reload"))
+            .body(full(""))
+            .expect("req"),
+    )
+    .await
+    .expect("reload");
+    assert_eq!(r.status, 422);
+    let errors = r.json()["errors"].to_string();
+    assert!(
+        errors.contains("gateway.toml:")
+            && errors.contains("route `r` plugin `add-header`")
+            && errors.contains("`bad name` is not a header name"),
+        "{errors}"
+    );
+    assert_eq!(gw.generation().await, 1);
+    assert_eq!(
+        get(&gw.url("/")).await.expect("get").json()["headers"]["x-v"],
+        "1"
+    );
+
+    // `wasmgate check` reports the same, with line and column.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmgate"))
+        .args(["check", "-c"])
+        .arg(&gw.config_path)
+        .output()
+        .expect("check");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let written = std::fs::read_to_string(&gw.config_path).expect("config");
+    let line = written
+        .lines()
+        .position(|l| l.contains("bad name"))
+        .map_or(0, |i| i + 1);
+    assert!(
+        text.contains(&format!("gateway.toml:{line}:")),
+        "expected line {line}: {text}"
+    );
+
+    // An unknown plugin name and a missing file are config errors too.
+    let missing = good.replace(
+        "plugins = [{ name = \"add-header\"",
+        "plugins = [{ name = \"nope\"",
+    );
+    gw.write_config(&missing);
+    let r = send(
+        http::Request::post(gw.admin_url("/reload"))
+            .body(full(""))
+            .expect("req"),
+    )
+    .await
+    .expect("reload");
+    assert!(
+        r.json()["errors"]
+            .to_string()
+            .contains("uses plugin `nope`, which is not defined")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_loads_compiled_plugins_from_the_cache() {
+    let a = Upstream::echo("a").await;
+    let cache = temp_dir("cache");
+    let (port, admin) = (free_port(), free_port());
+    let text = Gateway::config(
+        port,
+        admin,
+        &(upstream_block("a", &[&a], "")
+            + &plugin_block("deny", "deny", "")
+            + &route(
+                "r",
+                "/",
+                "a",
+                "{ name = \"deny\", config = { when_header = \"x-no\" } }",
+            )),
+    )
+    .replace(
+        &format!("plugin_cache = \"{}\"", plugin_cache().display()),
+        &format!("plugin_cache = \"{}\"", cache.display()),
+    );
+    let loaded = |gw: &Gateway| -> Value {
+        gw.log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["message"] == "plugin loaded")
+            .unwrap_or_else(|| panic!("no plugin loaded line:\n{}", gw.log()))
+    };
+    let first = Gateway::start_text(port, admin, &text).await;
+    assert_eq!(loaded(&first)["cached"], false);
+    drop(first);
+    let second = Gateway::start_text(port, admin, &text).await;
+    assert_eq!(
+        loaded(&second)["cached"],
+        true,
+        "restart does not recompile"
+    );
+    assert_eq!(get(&second.url("/")).await.expect("get").status, 200);
+    let _ = std::fs::remove_dir_all(cache);
+}
+
+/// Copies a built plugin over `dest` the way deploy tools do: write aside, then rename.
+fn swap_in(src: &str, dest: &std::path::Path) {
+    let tmp = dest.with_extension("tmp");
+    std::fs::copy(plugin(src), &tmp).expect("copy plugin");
+    std::fs::rename(&tmp, dest).expect("rename plugin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_swap_under_load_fails_nothing() {
+    // The upstream holds every request for a while, so the swap happens with many in flight.
+    let slow = Upstream::serve("slow", |req| async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let passed = req.headers().contains_key("x-trap-passed");
+        http::Response::new(full(if passed { "v1" } else { "v2" }))
+    })
+    .await;
+    let dir = temp_dir("swap");
+    let file = dir.join("policy.wasm");
+    // v1 and v2 accept the same config (`{}`): v1 (trap) marks requests, v2 (add-header) not.
+    swap_in("trap", &file);
+    let gw = Gateway::start(
+        &(upstream_block("slow", &[&slow], "")
+            + &format!("[plugins.policy]\nfile = \"{}\"\n", file.display())
+            + &route("r", "/", "slow", "\"policy\"")),
+    )
+    .await;
+
+    let c = client();
+    let send_one = |c: hyper_util::client::legacy::Client<_, Body>| {
+        let url = gw.url("/");
+        tokio::spawn(async move {
+            match send_with(&c, http::Request::get(url).body(full("")).expect("req")).await {
+                Ok(r) if r.status == 200 => Ok(r.text()),
+                Ok(r) => Err(format!("{} {}", r.status, r.text())),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    };
+    let mut wave: Vec<_> = (0..1100).map(|_| send_one(c.clone())).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while slow.requests.load(Ordering::Relaxed) < 1000 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let in_flight = slow.requests.load(Ordering::Relaxed);
+    assert!(in_flight >= 1000, "only {in_flight} requests in flight");
+
+    swap_in("add-header", &file);
+    let swapped = Instant::now();
+    // New requests keep coming during and after the swap, one every 25 ms; the first one
+    // that the new version answered tells when it went live.
+    let probes: Vec<_> = (0..80)
+        .map(|i| {
+            let url = gw.url("/");
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(25 * i)).await;
+                let sent = swapped.elapsed();
+                let r = get(&url).await.map(|r| r.text());
+                (sent, r.unwrap_or_else(|e| e.to_string()))
+            })
+        })
+        .collect();
+    wave.extend((0..200).map(|_| send_one(c.clone())));
+    let mut results = Vec::new();
+    for t in wave {
+        results.push(t.await.expect("task"));
+    }
+    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
+    let v1 = results.iter().filter(|r| r.as_deref() == Ok("v1")).count();
+    assert!(
+        v1 >= 1000,
+        "in-flight requests finish on the old version ({v1})"
+    );
+    let mut first_v2 = None;
+    for p in probes {
+        let (sent, text) = p.await.expect("probe");
+        assert!(text == "v1" || text == "v2", "probe failed: {text}");
+        if text == "v2" && first_v2.is_none_or(|f| sent < f) {
+            first_v2 = Some(sent);
+        }
+    }
+    let visible = first_v2.expect("the new version never answered");
+    eprintln!("{in_flight} in flight at the swap; new version live after {visible:?}");
+    assert!(
+        visible < Duration::from_secs(1),
+        "new version visible after {visible:?}"
+    );
+    assert_eq!(gw.generation().await, 2);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_wasm_is_refused_and_the_old_version_serves() {
+    let a = Upstream::echo("a").await;
+    let dir = temp_dir("bad-wasm");
+    let file = dir.join("policy.wasm");
+    swap_in("trap", &file);
+    let gw = Gateway::start(
+        &(upstream_block("a", &[&a], "")
+            + &format!("[plugins.policy]\nfile = \"{}\"\n", file.display())
+            + &route("r", "/", "a", "\"policy\"")),
+    )
+    .await;
+    std::fs::write(dir.join("x.tmp"), b"\0asm not really").expect("write");
+    std::fs::rename(dir.join("x.tmp"), &file).expect("rename");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gw.log().contains("is not a valid WebAssembly component") {
+        assert!(
+            Instant::now() < deadline,
+            "no refusal logged:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gw.log().contains(&file.display().to_string()));
+    assert_eq!(gw.generation().await, 1);
+    let r = get(&gw.url("/")).await.expect("get");
+    assert_eq!(
+        r.json()["headers"]["x-trap-passed"],
+        "1",
+        "old version still serving"
+    );
+
+    // A good file again goes live.
+    swap_in("add-header", &file);
+    gw.wait_generation(2).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_swaps_keep_rss_flat() {
+    let a = Upstream::echo("a").await;
+    let dir = temp_dir("swaps");
+    let file = dir.join("policy.wasm");
+    swap_in("trap", &file);
+    let gw = Gateway::start(
+        &(upstream_block("a", &[&a], "")
+            + &format!("[plugins.policy]\nfile = \"{}\"\n", file.display())
+            + &route("r", "/", "a", "\"policy\"")),
+    )
+    .await;
+    // Swaps are driven by the admin call here, one at a time.
+    gw.write_config_text(
+        &std::fs::read_to_string(&gw.config_path)
+            .expect("config")
+            .replace("[server]\n", "[server]\nwatch_config = false\n"),
+    );
+    gw.wait_generation(2).await;
+    let c = client();
+    let mut warm = 0;
+    for i in 0..1000 {
+        swap_in(if i % 2 == 0 { "add-header" } else { "trap" }, &file);
+        let req = http::Request::post(gw.admin_url("/reload")).body(full(""));
+        let r = send_with(&c, req.expect("req")).await.expect("reload");
+        assert_eq!(r.status, 200, "{}", r.text());
+        if i % 50 == 0 {
+            let r = send_with(
+                &c,
+                http::Request::get(gw.url("/")).body(full("")).expect("req"),
+            )
+            .await
+            .expect("get");
+            assert_eq!(r.status, 200);
+        }
+        if i == 99 {
+            warm = gw.rss_kib();
+        }
+    }
+    let end = gw.rss_kib();
+    let grown = end as f64 / warm as f64;
+    eprintln!("RSS after 100 swaps: {warm} KiB, after 1000: {end} KiB ({grown:.3}x)");
+    assert!(grown < 1.10, "RSS grew from {warm} to {end} KiB");
+    let _ = std::fs::remove_dir_all(dir);
+}
