@@ -14,6 +14,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+# The plugins the tests load, as real components (adds the wasm32-wasip2 target if missing).
+plugins/build.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # Release build: the end-to-end tests run the gateway as users do.

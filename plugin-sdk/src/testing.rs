@@ -399,6 +399,9 @@ impl TestResponse {
     }
 }
 
+/// One metric update: name, value, labels.
+pub type MetricUpdate = (String, f64, Vec<(String, String)>);
+
 type HttpMock = Box<dyn Fn(&Outgoing) -> Result<Incoming, String>>;
 
 /// The faked capabilities of the current thread.
@@ -407,7 +410,7 @@ pub(crate) struct FakeHost {
     pub now_ms: u64,
     kv: BTreeMap<String, (Vec<u8>, Option<u64>)>,
     pub logs: Vec<(Level, String)>,
-    pub metrics: Vec<(String, f64, Vec<(String, String)>)>,
+    pub metrics: Vec<MetricUpdate>,
     http: Vec<(String, HttpMock)>,
     kv_down: bool,
 }
@@ -514,7 +517,7 @@ pub fn logs() -> Vec<(Level, String)> {
 }
 
 /// The metric updates so far on this thread, as (name, value, labels).
-pub fn metrics() -> Vec<(String, f64, Vec<(String, String)>)> {
+pub fn metrics() -> Vec<MetricUpdate> {
     with_host(|h| h.metrics.clone())
 }
 

@@ -269,7 +269,11 @@ async fn example_config_answers_through_the_demo_backend() {
     let text = example
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
         .replace("127.0.0.1:9901", &format!("127.0.0.1:{admin}"))
-        .replace("127.0.0.1:9080", &format!("127.0.0.1:{demo}"));
+        .replace("127.0.0.1:9080", &format!("127.0.0.1:{demo}"))
+        .replace(
+            "file = \"target/plugins/",
+            &format!("file = \"{}/../target/plugins/", env!("CARGO_MANIFEST_DIR")),
+        );
     assert_ne!(
         text, example,
         "the example's addresses changed; update this test"
@@ -284,4 +288,16 @@ async fn example_config_answers_through_the_demo_backend() {
     assert_eq!(j["path"], "/hello", "the route strips /demo");
     assert_eq!(j["query"], "name=you");
     assert_eq!(j["headers"]["x-forwarded-for"], "127.0.0.1");
+
+    // The plugin chain of the `api` route, as the comments at the top of the file show it.
+    let (ok, out) = curl(&["-i", "-H", "x-user: alice", &gw.url("/api/orders")]);
+    assert!(ok && out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains("x-gateway: wasmgate"), "{out}");
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("");
+    let j: serde_json::Value = serde_json::from_str(body).expect("demo backend JSON");
+    assert_eq!(j["headers"]["x-consumer"], "alice");
+    assert_eq!(j["headers"]["x-hits"], "1");
+    let (ok, out) = curl(&["-i", "-H", "x-blocked: 1", &gw.url("/api/orders")]);
+    assert!(ok && out.starts_with("HTTP/1.1 403"), "{out}");
+    assert!(out.contains("blocked by policy"), "{out}");
 }

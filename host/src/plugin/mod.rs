@@ -114,10 +114,7 @@ impl PluginHost {
                     defs.insert(name.clone(), (m, Arc::new(self.env(name, d, upstreams))));
                 }
                 Ok(Err(e)) => {
-                    errors.push(loaded.error_at(
-                        d.file.span(),
-                        format!("plugin `{name}`: {e}; the running version keeps serving"),
-                    ));
+                    errors.push(loaded.error_at(d.file.span(), format!("plugin `{name}`: {e}")));
                 }
                 Err(e) => errors.push(loaded.error_at(
                     d.file.span(),

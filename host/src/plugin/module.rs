@@ -77,9 +77,10 @@ impl Module {
     }
 }
 
+/// The error and its causes on one line (wasmtime's messages may span several).
 fn first_line(e: &wasmtime::Error) -> String {
     let text = format!("{e:#}");
-    text.lines().next().unwrap_or("").to_string()
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Content hash + engine settings + wasmtime version: a cached artifact made by another engine

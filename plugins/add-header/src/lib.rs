@@ -7,7 +7,7 @@ use wasmgate_plugin_sdk::prelude::*;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
-struct Edits {
+pub struct Edits {
     /// Header → value, replacing what was there.
     set: BTreeMap<String, String>,
     /// Header → value, added to what was there.
@@ -17,7 +17,7 @@ struct Edits {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
-struct AddHeader {
+pub struct AddHeader {
     request: Edits,
     response: Edits,
     /// Request header → context key whose value it gets (skipped when the key is unset).

@@ -7,7 +7,7 @@ use wasmgate_plugin_sdk::prelude::*;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Count {
+pub struct Count {
     #[serde(default = "x_hits")]
     header: String,
     /// Window length in seconds.

@@ -5,7 +5,7 @@ use wasmgate_plugin_sdk::prelude::*;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Deny {
+pub struct Deny {
     #[serde(default = "forbidden")]
     status: u16,
     #[serde(default = "denied")]

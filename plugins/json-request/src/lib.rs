@@ -7,7 +7,7 @@ use wasmgate_plugin_sdk::prelude::*;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct JsonRequest {
+pub struct JsonRequest {
     /// Fields set on the body object.
     set: Map<String, Value>,
     /// Request header that gets the number of fields the client sent.

@@ -6,7 +6,7 @@ use wasmgate_plugin_sdk::prelude::*;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct JsonResponse {
+pub struct JsonResponse {
     set: Map<String, Value>,
 }
 

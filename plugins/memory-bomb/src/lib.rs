@@ -5,7 +5,7 @@ use wasmgate_plugin_sdk::prelude::*;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MemoryBomb {}
+pub struct MemoryBomb {}
 
 #[plugin]
 impl Plugin for MemoryBomb {

@@ -6,14 +6,14 @@ use wasmgate_plugin_sdk::prelude::*;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Choice {
+pub struct Choice {
     upstream: String,
     target: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PickUpstream {
+pub struct PickUpstream {
     /// Request header to read...
     header: Option<String>,
     /// ...or route path parameter.

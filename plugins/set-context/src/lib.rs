@@ -5,7 +5,7 @@ use wasmgate_plugin_sdk::prelude::*;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SetContext {
+pub struct SetContext {
     key: String,
     /// A fixed value...
     value: Option<String>,

@@ -5,7 +5,7 @@ use wasmgate_plugin_sdk::prelude::*;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Spin {}
+pub struct Spin {}
 
 #[plugin]
 impl Plugin for Spin {

@@ -5,7 +5,7 @@ use wasmgate_plugin_sdk::prelude::*;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Trap {
+pub struct Trap {
     #[serde(default = "x_trap")]
     when_header: String,
 }
