@@ -54,6 +54,16 @@ macro_rules! both {
     };
 }
 
+/// The same for header methods, which the test state keeps in its `headers`.
+macro_rules! headers {
+    ($self:ident, $kind:ident, $m:ident ( $($arg:expr),* )) => {
+        match $self.0 {
+            $kind::Host(h) => h.$m($($arg),*),
+            $kind::Test(t) => t.borrow_mut().headers.$m($($arg),*),
+        }
+    };
+}
+
 impl Request<'_> {
     /// The method, e.g. `GET`.
     pub fn method(&self) -> String {
@@ -116,32 +126,32 @@ impl Request<'_> {
 
     /// The first value of a header (names are case-insensitive).
     pub fn header(&self, name: &str) -> Option<String> {
-        both!(self, Req, header(name))
+        headers!(self, Req, header(name))
     }
 
     /// Every value of a header.
     pub fn header_all(&self, name: &str) -> Vec<String> {
-        both!(self, Req, header_all(name))
+        headers!(self, Req, header_all(name))
     }
 
     /// The names of all headers present.
     pub fn header_names(&self) -> Vec<String> {
-        both!(self, Req, header_names())
+        headers!(self, Req, header_names())
     }
 
     /// Sets a header, replacing any values it had.
     pub fn set_header(&self, name: &str, value: &str) -> Result<(), String> {
-        both!(self, Req, set_header(name, value))
+        headers!(self, Req, set_header(name, value))
     }
 
     /// Adds a value to a header.
     pub fn append_header(&self, name: &str, value: &str) -> Result<(), String> {
-        both!(self, Req, append_header(name, value))
+        headers!(self, Req, append_header(name, value))
     }
 
     /// Removes a header.
     pub fn remove_header(&self, name: &str) {
-        both!(self, Req, remove_header(name))
+        headers!(self, Req, remove_header(name))
     }
 
     /// The whole body, in the request-body phase.
@@ -184,32 +194,32 @@ impl Response<'_> {
 
     /// The first value of a header.
     pub fn header(&self, name: &str) -> Option<String> {
-        both!(self, Resp, header(name))
+        headers!(self, Resp, header(name))
     }
 
     /// Every value of a header.
     pub fn header_all(&self, name: &str) -> Vec<String> {
-        both!(self, Resp, header_all(name))
+        headers!(self, Resp, header_all(name))
     }
 
     /// The names of all headers present.
     pub fn header_names(&self) -> Vec<String> {
-        both!(self, Resp, header_names())
+        headers!(self, Resp, header_names())
     }
 
     /// Sets a header, replacing any values it had.
     pub fn set_header(&self, name: &str, value: &str) -> Result<(), String> {
-        both!(self, Resp, set_header(name, value))
+        headers!(self, Resp, set_header(name, value))
     }
 
     /// Adds a value to a header.
     pub fn append_header(&self, name: &str, value: &str) -> Result<(), String> {
-        both!(self, Resp, append_header(name, value))
+        headers!(self, Resp, append_header(name, value))
     }
 
     /// Removes a header.
     pub fn remove_header(&self, name: &str) {
-        both!(self, Resp, remove_header(name))
+        headers!(self, Resp, remove_header(name))
     }
 
     /// The whole body, in the response-body phase.

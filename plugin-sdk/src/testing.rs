@@ -94,12 +94,13 @@ fn valid_value(value: &str) -> Result<(), String> {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Headers(Vec<(String, String)>);
 
+#[allow(missing_docs)]
 impl Headers {
-    fn header(&self, name: &str) -> Option<String> {
+    pub fn header(&self, name: &str) -> Option<String> {
         let n = name.to_ascii_lowercase();
         self.0.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone())
     }
-    fn header_all(&self, name: &str) -> Vec<String> {
+    pub fn header_all(&self, name: &str) -> Vec<String> {
         let n = name.to_ascii_lowercase();
         self.0
             .iter()
@@ -107,7 +108,7 @@ impl Headers {
             .map(|(_, v)| v.clone())
             .collect()
     }
-    fn header_names(&self) -> Vec<String> {
+    pub fn header_names(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
         for (k, _) in &self.0 {
             if !names.contains(k) {
@@ -116,20 +117,20 @@ impl Headers {
         }
         names
     }
-    fn set_header(&mut self, name: &str, value: &str) -> Result<(), String> {
+    pub fn set_header(&mut self, name: &str, value: &str) -> Result<(), String> {
         let n = valid_name(name)?;
         valid_value(value)?;
         self.0.retain(|(k, _)| *k != n);
         self.0.push((n, value.to_string()));
         Ok(())
     }
-    fn append_header(&mut self, name: &str, value: &str) -> Result<(), String> {
+    pub fn append_header(&mut self, name: &str, value: &str) -> Result<(), String> {
         let n = valid_name(name)?;
         valid_value(value)?;
         self.0.push((n, value.to_string()));
         Ok(())
     }
-    fn remove_header(&mut self, name: &str) {
+    pub fn remove_header(&mut self, name: &str) {
         let n = name.to_ascii_lowercase();
         self.0.retain(|(k, _)| *k != n);
     }
@@ -146,7 +147,7 @@ pub(crate) struct ReqState {
     client_ip: String,
     route: String,
     params: Vec<(String, String)>,
-    headers: Headers,
+    pub(crate) headers: Headers,
     body: Option<Vec<u8>>,
     context: Vec<(String, String)>,
     upstream: Option<(String, Option<String>)>,
@@ -197,24 +198,6 @@ impl ReqState {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     }
-    pub fn header(&mut self, name: &str) -> Option<String> {
-        self.headers.header(name)
-    }
-    pub fn header_all(&mut self, name: &str) -> Vec<String> {
-        self.headers.header_all(name)
-    }
-    pub fn header_names(&mut self) -> Vec<String> {
-        self.headers.header_names()
-    }
-    pub fn set_header(&mut self, name: &str, value: &str) -> Result<(), String> {
-        self.headers.set_header(name, value)
-    }
-    pub fn append_header(&mut self, name: &str, value: &str) -> Result<(), String> {
-        self.headers.append_header(name, value)
-    }
-    pub fn remove_header(&mut self, name: &str) {
-        self.headers.remove_header(name)
-    }
     pub fn body(&mut self) -> Option<Vec<u8>> {
         self.body.clone()
     }
@@ -243,7 +226,7 @@ impl ReqState {
 #[derive(Debug, Clone)]
 pub(crate) struct RespState {
     status: u16,
-    headers: Headers,
+    pub(crate) headers: Headers,
     body: Option<Vec<u8>>,
 }
 
@@ -258,24 +241,6 @@ impl RespState {
         }
         self.status = status;
         Ok(())
-    }
-    pub fn header(&mut self, name: &str) -> Option<String> {
-        self.headers.header(name)
-    }
-    pub fn header_all(&mut self, name: &str) -> Vec<String> {
-        self.headers.header_all(name)
-    }
-    pub fn header_names(&mut self) -> Vec<String> {
-        self.headers.header_names()
-    }
-    pub fn set_header(&mut self, name: &str, value: &str) -> Result<(), String> {
-        self.headers.set_header(name, value)
-    }
-    pub fn append_header(&mut self, name: &str, value: &str) -> Result<(), String> {
-        self.headers.append_header(name, value)
-    }
-    pub fn remove_header(&mut self, name: &str) {
-        self.headers.remove_header(name)
     }
     pub fn body(&mut self) -> Option<Vec<u8>> {
         self.body.clone()
@@ -318,7 +283,7 @@ impl TestRequest {
 
     /// Adds a header (panics on an invalid name: test input).
     pub fn header(self, name: &str, value: &str) -> TestRequest {
-        if let Err(e) = self.0.borrow_mut().append_header(name, value) {
+        if let Err(e) = self.0.borrow_mut().headers.append_header(name, value) {
             panic!("TestRequest::header: {e}");
         }
         self
@@ -381,7 +346,7 @@ impl TestResponse {
 
     /// Adds a header.
     pub fn header(self, name: &str, value: &str) -> TestResponse {
-        if let Err(e) = self.0.borrow_mut().append_header(name, value) {
+        if let Err(e) = self.0.borrow_mut().headers.append_header(name, value) {
             panic!("TestResponse::header: {e}");
         }
         self

@@ -474,6 +474,25 @@ fn swap_in(src: &str, dest: &std::path::Path) {
     std::fs::rename(&tmp, dest).expect("rename plugin");
 }
 
+/// A gateway whose one route runs plugin `policy` from a file of its own (`trap` to start
+/// with) in front of `up`, so tests can swap the file. v1 (trap) and v2 (add-header) accept the
+/// same config (`{}`): v1 marks requests with `x-trap-passed`, v2 does not.
+async fn policy_gateway(
+    tag: &str,
+    up: &Upstream,
+) -> (Gateway, std::path::PathBuf, std::path::PathBuf) {
+    let dir = temp_dir(tag);
+    let file = dir.join("policy.wasm");
+    swap_in("trap", &file);
+    let gw = Gateway::start(
+        &(upstream_block(&up.name, &[up], "")
+            + &format!("[plugins.policy]\nfile = \"{}\"\n", file.display())
+            + &route("r", "/", &up.name, "\"policy\"")),
+    )
+    .await;
+    (gw, dir, file)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_swap_under_load_fails_nothing() {
     // The upstream holds every request for a while, so the swap happens with many in flight.
@@ -483,16 +502,7 @@ async fn hot_swap_under_load_fails_nothing() {
         http::Response::new(full(if passed { "v1" } else { "v2" }))
     })
     .await;
-    let dir = temp_dir("swap");
-    let file = dir.join("policy.wasm");
-    // v1 and v2 accept the same config (`{}`): v1 (trap) marks requests, v2 (add-header) not.
-    swap_in("trap", &file);
-    let gw = Gateway::start(
-        &(upstream_block("slow", &[&slow], "")
-            + &format!("[plugins.policy]\nfile = \"{}\"\n", file.display())
-            + &route("r", "/", "slow", "\"policy\"")),
-    )
-    .await;
+    let (gw, dir, file) = policy_gateway("swap", &slow).await;
 
     let c = client();
     let send_one = |c: hyper_util::client::legacy::Client<_, Body>| {
@@ -566,15 +576,7 @@ async fn hot_swap_under_load_fails_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_wasm_is_refused_and_the_old_version_serves() {
     let a = Upstream::echo("a").await;
-    let dir = temp_dir("bad-wasm");
-    let file = dir.join("policy.wasm");
-    swap_in("trap", &file);
-    let gw = Gateway::start(
-        &(upstream_block("a", &[&a], "")
-            + &format!("[plugins.policy]\nfile = \"{}\"\n", file.display())
-            + &route("r", "/", "a", "\"policy\"")),
-    )
-    .await;
+    let (gw, dir, file) = policy_gateway("bad-wasm", &a).await;
     std::fs::write(dir.join("x.tmp"), b"\0asm not really").expect("write");
     std::fs::rename(dir.join("x.tmp"), &file).expect("rename");
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -604,15 +606,7 @@ async fn invalid_wasm_is_refused_and_the_old_version_serves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_swaps_keep_rss_flat() {
     let a = Upstream::echo("a").await;
-    let dir = temp_dir("swaps");
-    let file = dir.join("policy.wasm");
-    swap_in("trap", &file);
-    let gw = Gateway::start(
-        &(upstream_block("a", &[&a], "")
-            + &format!("[plugins.policy]\nfile = \"{}\"\n", file.display())
-            + &route("r", "/", "a", "\"policy\"")),
-    )
-    .await;
+    let (gw, dir, file) = policy_gateway("swaps", &a).await;
     // Swaps are driven by the admin call here, one at a time.
     gw.write_config_text(
         &std::fs::read_to_string(&gw.config_path)
