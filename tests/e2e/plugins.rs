@@ -640,3 +640,51 @@ async fn a_thousand_swaps_keep_rss_flat() {
     assert!(grown < 1.10, "RSS grew from {warm} to {end} KiB");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_http_reaches_only_allowed_upstreams() {
+    let a = Upstream::echo("a").await;
+    let keys = Upstream::serve("keys", |req| async move {
+        http::Response::new(full(format!("key for {}", req.uri().path())))
+    })
+    .await;
+    let gw = Gateway::start(
+        &(upstream_block("a", &[&a], "")
+            + &upstream_block("keys", &[&keys], "")
+            + &plugin_block("fetch", "fetch", "http = [\"keys\"]")
+            + &route(
+                "allowed",
+                "/allowed",
+                "a",
+                "{ name = \"fetch\", config = { url = \"http://keys/jwks\" } }",
+            )
+            + &route(
+                "denied",
+                "/denied",
+                "a",
+                "{ name = \"fetch\", config = { url = \"http://a/secret\" } }",
+            )),
+    )
+    .await;
+    let r = get(&gw.url("/allowed")).await.expect("get");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["headers"]["x-fetch-status"], "200");
+    assert_eq!(r.json()["headers"]["x-fetch-body"], "key for /jwks");
+    assert_eq!(keys.requests.load(Ordering::Relaxed), 1);
+
+    let r = get(&gw.url("/denied")).await.expect("get");
+    assert_eq!(r.status, 502);
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("upstream `a` is not in this plugin's `http` list"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        a.requests.load(Ordering::Relaxed),
+        1,
+        "only the allowed route's request"
+    );
+}
