@@ -32,8 +32,9 @@ impl<P: Plugin> Adapter<P> {
     pub fn init(config: String) -> Result<Phases, String> {
         let config: P::Config = crate::serde_json::from_str(&config).map_err(|e| e.to_string())?;
         let plugin = P::new(config)?;
+        let phases = plugin.phases(P::__PHASES) & P::__PHASES;
         PLUGIN.with(|slot| *slot.borrow_mut() = Some(Box::new(plugin)));
-        Ok(P::__PHASES)
+        Ok(phases)
     }
 
     /// The request-headers phase.

@@ -58,7 +58,7 @@ pub use serde_json;
 
 /// Everything a plugin usually needs.
 pub mod prelude {
-    pub use crate::{Action, Answer, Plugin, Request, Response, plugin};
+    pub use crate::{Action, Answer, Phases, Plugin, Request, Response, plugin};
     pub use crate::{clock, http, kv, log, metrics};
     pub use serde::Deserialize;
 }
@@ -95,6 +95,13 @@ pub trait Plugin: Sized + 'static {
     /// With the whole response body buffered ([`Response::body`]); headers can still change.
     fn on_response_body(&self, _req: &Request, _resp: &Response) -> Action {
         Action::Continue
+    }
+
+    /// The phases this configured plugin needs; by default every phase the impl writes (the
+    /// `written` argument). Return fewer when the config makes a phase a no-op: the gateway then
+    /// never calls it (and never buffers a body for it).
+    fn phases(&self, written: Phases) -> Phases {
+        written
     }
 
     /// Set by [`plugin`]: the phases this impl writes.

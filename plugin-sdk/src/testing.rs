@@ -39,7 +39,7 @@ impl<P: Plugin> TestHost<P> {
 
     /// The phases the gateway would call.
     pub fn phases(&self) -> Phases {
-        P::__PHASES
+        self.plugin.phases(P::__PHASES) & P::__PHASES
     }
 
     /// The plugin itself.

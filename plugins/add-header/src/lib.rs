@@ -56,6 +56,18 @@ impl Plugin for AddHeader {
         Ok(config)
     }
 
+    fn phases(&self, written: Phases) -> Phases {
+        let empty = |e: &Edits| e.set.is_empty() && e.append.is_empty() && e.remove.is_empty();
+        let mut p = written;
+        if empty(&self.request) && self.from_context.is_empty() {
+            p.remove(Phases::REQUEST_HEADERS);
+        }
+        if empty(&self.response) {
+            p.remove(Phases::RESPONSE_HEADERS);
+        }
+        p
+    }
+
     fn on_request_headers(&self, req: &Request) -> Action {
         for (header, key) in &self.from_context {
             if let Some(v) = req.context_get(key)
@@ -115,6 +127,14 @@ mod tests {
         let resp = TestResponse::new(200);
         assert_eq!(host.response_headers(&req, &resp), Action::Continue);
         assert_eq!(resp.view().header("x-served-by").as_deref(), Some("gw"));
+    }
+
+    #[test]
+    fn asks_only_for_the_phases_its_config_uses() {
+        let host = TestHost::<AddHeader>::new(r#"{"request": {"set": {"x-a": "1"}}}"#).unwrap();
+        assert_eq!(host.phases(), Phases::REQUEST_HEADERS);
+        let host = TestHost::<AddHeader>::new(r#"{"response": {"remove": ["server"]}}"#).unwrap();
+        assert_eq!(host.phases(), Phases::RESPONSE_HEADERS);
     }
 
     #[test]
