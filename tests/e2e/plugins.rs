@@ -688,3 +688,73 @@ async fn outbound_http_reaches_only_allowed_upstreams() {
         "only the allowed route's request"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_grants_nothing_unless_configured_and_isolation_is_per_request_when_asked() {
+    let a = Upstream::echo("a").await;
+    let dir = temp_dir("grant");
+    std::fs::write(dir.join("secret.txt"), "s3cret").expect("write");
+    std::fs::write("/tmp/wasmgate-probe.txt", "host file").expect("write");
+    let probe = |route: &str| {
+        format!(
+            "{{ name = \"{route}\", config = {{ env = \"PROBE\", file = \"/data/secret.txt\" }} }}"
+        )
+    };
+    let gw = Gateway::start(
+        &(upstream_block("a", &[&a], "")
+            + &plugin_block("bare", "sandbox-probe", "")
+            + &plugin_block(
+                "granted",
+                "sandbox-probe",
+                &format!(
+                    "env = {{ PROBE = \"given\" }}\ndirs = [{{ host = \"{}\", guest = \"/data\" }}]\nisolation = \"per_request\"",
+                    dir.display()
+                ),
+            )
+            + &route("bare", "/bare", "a", &probe("bare"))
+            + &route("granted", "/granted", "a", &probe("granted"))
+            + &route("host-path", "/host-path", "a", "{ name = \"bare\", config = { env = \"HOME\", file = \"/tmp/wasmgate-probe.txt\" } }")),
+    )
+    .await;
+
+    let h = |r: &Resp, k: &str| r.json()["headers"][k].as_str().unwrap_or("").to_string();
+    let mut calls = Vec::new();
+    for _ in 0..3 {
+        let r = get(&gw.url("/bare")).await.expect("get");
+        assert_eq!(h(&r, "x-probe-env"), "(none)", "no environment by default");
+        assert_eq!(h(&r, "x-probe-file"), "(denied)", "no files by default");
+        calls.push(h(&r, "x-probe-calls"));
+    }
+    assert_eq!(
+        calls,
+        ["1", "2", "3"],
+        "pooled: one instance serves one request after another"
+    );
+    let r = get(&gw.url("/host-path")).await.expect("get");
+    assert_eq!(
+        h(&r, "x-probe-env"),
+        "(none)",
+        "the gateway's own environment stays hidden"
+    );
+    assert_eq!(
+        h(&r, "x-probe-file"),
+        "(denied)",
+        "host paths are not reachable"
+    );
+
+    for _ in 0..3 {
+        let r = get(&gw.url("/granted")).await.expect("get");
+        assert_eq!(h(&r, "x-probe-env"), "given");
+        assert_eq!(
+            h(&r, "x-probe-file"),
+            "s3cret",
+            "a granted folder is readable"
+        );
+        assert_eq!(
+            h(&r, "x-probe-calls"),
+            "1",
+            "per_request: a fresh instance every time"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
