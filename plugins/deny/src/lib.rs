@@ -42,6 +42,12 @@ impl Plugin for Deny {
         {
             return Action::Continue;
         }
+        log::info(&format!(
+            "answered {} to {} {}",
+            self.status,
+            req.method(),
+            req.path()
+        ));
         let mut a = Answer::problem(self.status, &self.message);
         for (k, v) in &self.headers {
             a = a.header(k, v);
