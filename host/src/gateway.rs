@@ -24,6 +24,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Engine(#[from] crate::plugin::EngineError),
+    #[error("[store]: {0}")]
+    Store(#[from] crate::store::StoreError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
 }
@@ -53,7 +55,8 @@ pub async fn run(loaded: Loaded) -> Result<(), StartError> {
 
     let path = loaded.path.clone();
     crate::telemetry::init_metrics();
-    let plugins = PluginHost::new(Store::default())?;
+    let store = Store::from_config(&cfg.store)?;
+    let plugins = PluginHost::new(store)?;
     let runtime = Runtime::build(loaded, None, 1, &plugins).await?;
     let shared = Shared::new(runtime, path, plugins);
     crate::reload::on_sighup(shared.clone()).map_err(StartError::Signals)?;

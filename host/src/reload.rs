@@ -75,9 +75,10 @@ fn warn_restart_only(old: &Config, new: &Config) {
         || old.demo_backend != new.demo_backend
         || old.log.level != new.log.level
         || old.log.format != new.log.format
+        || old.store != new.store
     {
         tracing::warn!(
-            "listeners, admin, demo_backend, workers and log level/format change only at restart; the rest of the new config applies now"
+            "listeners, admin, demo_backend, workers, log level/format and [store] change only at restart; the rest of the new config applies now"
         );
     }
 }

@@ -107,6 +107,16 @@ pub mod kv {
         #[cfg(not(target_arch = "wasm32"))]
         with_host(|h| h.kv_incr(key, delta, ms(ttl)))
     }
+
+    /// [`incr`] on the gateway's own in-process store, whatever the shared backend is: a
+    /// fallback when that backend is unavailable (counts are then per gateway instance). The
+    /// test host keeps these counters apart from the shared ones.
+    pub fn local_incr(key: &str, delta: i64, ttl: Option<Duration>) -> i64 {
+        #[cfg(target_arch = "wasm32")]
+        return wit::kv::local_incr(key, delta, ms(ttl));
+        #[cfg(not(target_arch = "wasm32"))]
+        with_host(|h| h.local_incr(key, delta, ms(ttl)))
+    }
 }
 
 /// Metrics shown on the gateway's `/metrics` as `wasmgate_plugin_<name>{plugin="..."}`.

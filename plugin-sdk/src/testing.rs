@@ -374,6 +374,7 @@ type HttpMock = Box<dyn Fn(&Outgoing) -> Result<Incoming, String>>;
 pub(crate) struct FakeHost {
     pub now_ms: u64,
     kv: BTreeMap<String, (Vec<u8>, Option<u64>)>,
+    local: BTreeMap<String, (Vec<u8>, Option<u64>)>,
     pub logs: Vec<(Level, String)>,
     pub metrics: Vec<MetricUpdate>,
     http: Vec<(String, HttpMock)>,
@@ -413,6 +414,15 @@ impl FakeHost {
         self.up()?;
         self.kv.remove(key);
         Ok(())
+    }
+
+    pub fn local_incr(&mut self, key: &str, delta: i64, ttl: Option<u64>) -> i64 {
+        let down = std::mem::replace(&mut self.kv_down, false);
+        let shared = std::mem::replace(&mut self.kv, std::mem::take(&mut self.local));
+        let n = self.kv_incr(key, delta, ttl).unwrap_or(delta);
+        self.local = std::mem::replace(&mut self.kv, shared);
+        self.kv_down = down;
+        n
     }
 
     pub fn kv_incr(&mut self, key: &str, delta: i64, ttl: Option<u64>) -> Result<i64, KvError> {

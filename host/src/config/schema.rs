@@ -31,6 +31,9 @@ pub struct Config {
     pub upstreams: BTreeMap<String, Spanned<Upstream>>,
     #[serde(default)]
     pub routes: Vec<Spanned<Route>>,
+    /// The key-value store behind the plugins' `kv` capability.
+    #[serde(default)]
+    pub store: StoreConfig,
     /// Plugin definitions: a `.wasm` file and its sandbox; routes list them by name.
     #[serde(default)]
     pub plugins: BTreeMap<String, Spanned<PluginDef>>,
@@ -283,6 +286,53 @@ pub struct Route {
     pub plugins: Vec<Spanned<PluginRef>>,
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    #[serde(default)]
+    pub backend: StoreBackend,
+    /// `redis://[user:password@]host:port[/db]`, with `backend = "redis"`.
+    #[serde(default = "default_redis_url")]
+    pub url: String,
+    /// Connections to Redis (each multiplexes many requests).
+    #[serde(default = "default_store_pool")]
+    pub pool_size: usize,
+    /// Longest wait for one operation; past it the plugin gets "unavailable".
+    #[serde(default = "default_store_timeout", with = "super::types::duration")]
+    pub timeout: Duration,
+    #[serde(
+        default = "default_store_connect_timeout",
+        with = "super::types::duration"
+    )]
+    pub connect_timeout: Duration,
+    /// Put before every key, so several gateways' data can share one Redis.
+    #[serde(default = "default_store_prefix")]
+    pub prefix: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: StoreBackend::Memory,
+            url: default_redis_url(),
+            pool_size: default_store_pool(),
+            timeout: default_store_timeout(),
+            connect_timeout: default_store_connect_timeout(),
+            prefix: default_store_prefix(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreBackend {
+    /// In this process: nothing else needed, nothing shared between gateway instances.
+    #[default]
+    Memory,
+    /// Shared by every gateway instance that uses the same Redis.
+    Redis,
+}
+
 /// A plugin's file and sandbox, shared by every route that lists it.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -487,6 +537,21 @@ fn default_plugin_pool() -> usize {
 }
 fn default_plugin_body_limit() -> ByteSize {
     ByteSize(1 << 20)
+}
+fn default_redis_url() -> String {
+    "redis://127.0.0.1:6379".into()
+}
+fn default_store_pool() -> usize {
+    4
+}
+fn default_store_timeout() -> Duration {
+    Duration::from_millis(100)
+}
+fn default_store_connect_timeout() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_store_prefix() -> String {
+    "wasmgate:".into()
 }
 fn yes() -> bool {
     true

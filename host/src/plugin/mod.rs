@@ -39,6 +39,7 @@ pub struct PluginHost {
     engine: Engine,
     linker: Linker<HostState>,
     pub store: Store,
+    local: Arc<crate::store::MemoryStore>,
 }
 
 /// What a config generation's plugins compiled to.
@@ -78,10 +79,15 @@ impl PluginHost {
                 }
             })
             .map_err(|e| EngineError(e.to_string()))?;
+        let local = match &store {
+            Store::Memory(m) => m.clone(),
+            Store::Redis(_) => Arc::default(),
+        };
         Ok(Arc::new(PluginHost {
             engine,
             linker,
             store,
+            local,
         }))
     }
 
@@ -185,6 +191,7 @@ impl PluginHost {
             pool_size: d.pool_size,
             body_limit: d.body_limit.bytes(),
             store: self.store.clone(),
+            local: self.local.clone(),
             upstreams: upstreams.clone(),
             http_allow: d.http.iter().map(|h| h.get_ref().clone()).collect(),
         }

@@ -63,6 +63,8 @@ pub struct Env {
     /// Largest body a body phase buffers.
     pub body_limit: usize,
     pub store: Store,
+    /// This process's own store, for `local-incr` whatever `store` is.
+    pub local: Arc<crate::store::MemoryStore>,
     /// The generation's upstreams, for `set-upstream`.
     pub upstreams: Arc<BTreeMap<String, Arc<Upstream>>>,
     /// Upstreams this plugin may call through `http-client`.

@@ -2,10 +2,13 @@
 //! default and needs nothing else; instances that must share state use a networked backend.
 
 mod memory;
+mod redis;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use memory::MemoryStore;
+pub use redis::RedisStore;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -20,7 +23,8 @@ pub enum StoreError {
 /// A store backend. Cloning shares the same data.
 #[derive(Clone)]
 pub enum Store {
-    Memory(std::sync::Arc<MemoryStore>),
+    Memory(Arc<MemoryStore>),
+    Redis(Arc<RedisStore>),
 }
 
 impl Default for Store {
@@ -30,9 +34,25 @@ impl Default for Store {
 }
 
 impl Store {
+    /// The backend `[store]` selects. Redis connections are opened on first use, so a Redis that
+    /// is down at start does not stop the gateway.
+    pub fn from_config(c: &crate::config::StoreConfig) -> Result<Store, StoreError> {
+        match c.backend {
+            crate::config::StoreBackend::Memory => Ok(Store::default()),
+            crate::config::StoreBackend::Redis => Ok(Store::Redis(Arc::new(RedisStore::new(
+                &c.url,
+                c.pool_size,
+                c.timeout,
+                c.connect_timeout,
+                &c.prefix,
+            )?))),
+        }
+    }
+
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.get(key)),
+            Store::Redis(r) => r.get(key).await,
         }
     }
 
@@ -47,6 +67,7 @@ impl Store {
                 m.set(key, value, ttl);
                 Ok(())
             }
+            Store::Redis(r) => r.set(key, value, ttl).await,
         }
     }
 
@@ -56,6 +77,7 @@ impl Store {
                 m.delete(key);
                 Ok(())
             }
+            Store::Redis(r) => r.delete(key).await,
         }
     }
 
@@ -68,6 +90,7 @@ impl Store {
     ) -> Result<i64, StoreError> {
         match self {
             Store::Memory(m) => m.incr(key, delta, ttl),
+            Store::Redis(r) => r.incr(key, delta, ttl).await,
         }
     }
 }

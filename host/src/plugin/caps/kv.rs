@@ -57,4 +57,18 @@ impl Host for HostState {
             .await
             .map_err(err)
     }
+
+    async fn local_incr(&mut self, key: String, delta: i64, ttl_ms: Option<u64>) -> i64 {
+        let k = format!("{}:{key}", self.env.name);
+        // Only a counter that holds text can fail here; start it over.
+        self.env
+            .local
+            .incr(&k, delta, ttl(ttl_ms))
+            .unwrap_or_else(|_| {
+                self.env
+                    .local
+                    .set(&k, delta.to_string().into_bytes(), ttl(ttl_ms));
+                delta
+            })
+    }
 }

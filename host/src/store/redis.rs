@@ -1,0 +1,139 @@
+//! The Redis backend: what several gateway instances share (rate-limit counters, quotas,
+//! revocations). Connections are made lazily and remade after a failure, so Redis may be down at
+//! start or go away later: every operation is bounded by the configured timeout and fails with
+//! `Unavailable` meanwhile, and the plugins decide what that means for a request.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::StoreError;
+
+pub struct RedisStore {
+    pool: Vec<ConnectionManager>,
+    next: AtomicUsize,
+    timeout: Duration,
+    prefix: String,
+    incr: redis::Script,
+}
+
+/// INCRBY, and a TTL for a key that has none yet (one that INCRBY just created), atomically.
+const INCR: &str = r"
+local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+if ARGV[2] ~= '' and redis.call('PTTL', KEYS[1]) == -1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return v";
+
+impl RedisStore {
+    /// Sets up `pool_size` connections to `url`; none is opened before its first use.
+    pub fn new(
+        url: &str,
+        pool_size: usize,
+        timeout: Duration,
+        connect_timeout: Duration,
+        prefix: &str,
+    ) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| StoreError::Invalid(format!("redis url `{url}`: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let pool = (0..pool_size.max(1))
+            .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Invalid(format!("redis: {e}")))?;
+        Ok(RedisStore {
+            pool,
+            next: AtomicUsize::new(0),
+            timeout,
+            prefix: prefix.to_string(),
+            incr: redis::Script::new(INCR),
+        })
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
+        self.pool[i].clone()
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Runs one operation within the timeout; any failure means "unavailable now".
+    async fn run<T>(
+        &self,
+        op: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, op).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) if is_outage(&e) => Err(StoreError::Unavailable(e.to_string())),
+            // WRONGTYPE, "not an integer", ...: the caller's misuse, not an outage.
+            Ok(Err(e)) => Err(StoreError::Invalid(e.to_string())),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer from redis within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut c = self.conn();
+        let k = self.key(key);
+        self.run(async move { redis::cmd("GET").arg(k).query_async(&mut c).await })
+            .await
+    }
+
+    pub async fn set(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let mut c = self.conn();
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(key)).arg(value);
+        if let Some(t) = ttl {
+            cmd.arg("PX").arg(millis(t));
+        }
+        self.run(async move { cmd.query_async::<()>(&mut c).await })
+            .await
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let mut c = self.conn();
+        let k = self.key(key);
+        self.run(async move { redis::cmd("DEL").arg(k).query_async::<()>(&mut c).await })
+            .await
+    }
+
+    pub async fn incr(
+        &self,
+        key: &str,
+        delta: i64,
+        ttl: Option<Duration>,
+    ) -> Result<i64, StoreError> {
+        let mut c = self.conn();
+        let mut inv = self.incr.key(self.key(key));
+        inv.arg(delta)
+            .arg(ttl.map_or_else(String::new, |t| millis(t).to_string()));
+        self.run(async move { inv.invoke_async(&mut c).await })
+            .await
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn is_outage(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.is_timeout()
+        || e.is_unrecoverable_error()
+}
