@@ -6,6 +6,7 @@ mod balance;
 mod errors;
 mod lifecycle;
 mod plugins;
+mod policies;
 mod protocols;
 mod routing;
 mod streaming;
