@@ -45,7 +45,14 @@ pub fn uuid_v4() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex(&b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// Ids worth keeping: short, and only characters that are safe in logs and headers.
@@ -148,19 +155,35 @@ mod tests {
             .header("x-request-id", "abc-123")
             .header("traceparent", &format!("00-{trace}-00f067aa0ba902b7-01"));
         h.request_headers(&req);
-        assert_eq!(req.view().header("x-request-id").as_deref(), Some("abc-123"));
+        assert_eq!(
+            req.view().header("x-request-id").as_deref(),
+            Some("abc-123")
+        );
         let tp = req.view().header("traceparent").unwrap();
-        assert!(tp.starts_with(&format!("00-{trace}-")) && !tp.contains("00f067aa0ba902b7"), "{tp}");
+        assert!(
+            tp.starts_with(&format!("00-{trace}-")) && !tp.contains("00f067aa0ba902b7"),
+            "{tp}"
+        );
 
         let req = TestRequest::get("/").header("x-request-id", "<script>");
         h.request_headers(&req);
-        assert_eq!(req.view().header("x-request-id").map(|i| i.len()), Some(36), "replaced");
+        assert_eq!(
+            req.view().header("x-request-id").map(|i| i.len()),
+            Some(36),
+            "replaced"
+        );
     }
 
     #[test]
     fn validates_traceparent() {
-        assert!(parse_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none());
-        assert!(parse_traceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_none());
-        assert!(parse_traceparent("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01").is_none());
+        assert!(
+            parse_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none()
+        );
+        assert!(
+            parse_traceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_none()
+        );
+        assert!(
+            parse_traceparent("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01").is_none()
+        );
     }
 }
