@@ -182,3 +182,295 @@ async fn redis_down_falls_back_to_local_counting_and_reconnects() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `wasmgate check` on a config: must fail; returns what it printed.
+fn check_refuses(extra: &str) -> String {
+    let dir = temp_dir("check");
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, Gateway::config(free_port(), free_port(), extra)).expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmgate"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .expect("check");
+    assert!(!out.status.success(), "check accepted:\n{extra}");
+    let _ = std::fs::remove_dir_all(dir);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn one_route(up: &Upstream, defs: &[&str], chain: &str) -> String {
+    let mut s = upstream_block(&up.name, &[up], "");
+    for d in defs {
+        s += &plugin_block(d, d, "");
+    }
+    s + &format!(
+        "[[routes]]\nname = \"api\"\nupstream = \"{}\"\nplugins = [{chain}]\n",
+        up.name
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_auth_maps_keys_to_consumers_and_strips_them() {
+    let a = Upstream::echo("a").await;
+    let chain = format!(
+        r#"{{ name = "key-auth", config = {{ query = "api_key", consumer_header = "x-consumer", keys = [
+    {{ sha256 = "{}", consumer = "alice", tier = "premium" }} ] }} }}"#,
+        sha256_hex("k-alice")
+    );
+    let gw = Gateway::start(&one_route(&a, &["key-auth"], &chain)).await;
+    let r = get_with(&gw.url("/x"), &[("x-api-key", "k-alice")]).await;
+    assert_eq!(r.status, 200);
+    let h = &r.json()["headers"];
+    assert_eq!(h["x-consumer"], "alice");
+    assert!(h.get("x-api-key").is_none(), "the key is not forwarded");
+    let r = get(&gw.url("/x?api_key=k-alice&page=2"))
+        .await
+        .expect("get");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["query"], "page=2");
+
+    for (headers, detail) in [
+        (vec![], "an API key is required"),
+        (vec![("x-api-key", "wrong")], "the API key is not valid"),
+    ] {
+        let r = get_with(&gw.url("/x"), &headers).await;
+        assert_eq!(r.status, 401);
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("ApiKey realm=\"wasmgate\"")
+        );
+        assert_eq!(r.header("content-type"), Some("application/problem+json"));
+        assert_eq!(r.json()["detail"], detail);
+    }
+    assert_eq!(a.requests.load(std::sync::atomic::Ordering::Relaxed), 2);
+
+    let err = check_refuses(&one_route(
+        &a,
+        &["key-auth"],
+        r#"{ name = "key-auth", config = { keys = [{ sha256 = "k-alice", consumer = "alice" }] } }"#,
+    ));
+    assert!(
+        err.contains("plugin `key-auth`") && err.contains("must be 64 hex digits"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_checks_salted_hashes() {
+    use base64::Engine;
+    let a = Upstream::echo("a").await;
+    let hash = format!("sha256:NaCl:{}", sha256_hex("NaClhunter2"));
+    let chain = format!(
+        r#"{{ name = "basic-auth", config = {{ realm = "shop", users = [{{ username = "ann", password_hash = "{hash}" }}] }} }}"#
+    );
+    let gw = Gateway::start(&one_route(&a, &["basic-auth"], &chain)).await;
+    let basic = |u: &str, p: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        )
+    };
+    let r = get_with(&gw.url("/"), &[("authorization", &basic("ann", "hunter2"))]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.json()["headers"].get("authorization").is_none());
+    for auth in [basic("ann", "wrong"), basic("bob", "hunter2")] {
+        let r = get_with(&gw.url("/"), &[("authorization", &auth)]).await;
+        assert_eq!(r.status, 401);
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Basic realm=\"shop\", charset=\"UTF-8\"")
+        );
+        assert_eq!(r.json()["detail"], "the username or password is wrong");
+    }
+    let (ok, out) = curl(&["-i", "-u", "ann:hunter2", &gw.url("/")]);
+    assert!(ok && out.starts_with("HTTP/1.1 200"), "{out}");
+    let err = check_refuses(&one_route(
+        &a,
+        &["basic-auth"],
+        r#"{ name = "basic-auth", config = { users = [{ username = "ann", password_hash = "hunter2" }] } }"#,
+    ));
+    assert!(
+        err.contains("password_hash must be sha256:SALT:HEX"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ip_restriction_honours_trusted_proxies() {
+    let a = Upstream::echo("a").await;
+    let gw = Gateway::start(&one_route(
+        &a,
+        &["ip-restriction"],
+        r#"{ name = "ip-restriction", config = { allow = ["10.0.0.0/8", "2001:db8::/32"], deny = ["10.6.6.6"], trusted_proxies = ["127.0.0.1"] } }"#,
+    ))
+    .await;
+    // The tests connect from 127.0.0.1, a trusted proxy: the forwarded address decides.
+    for (xff, status) in [
+        ("10.1.2.3", 200),
+        ("2001:db8::5", 200),
+        ("10.6.6.6", 403),
+        ("192.0.2.1", 403),
+        ("10.1.2.3, 192.0.2.1", 403),
+    ] {
+        let r = get_with(&gw.url("/"), &[("x-forwarded-for", xff)]).await;
+        assert_eq!(r.status, status, "{xff}: {}", r.text());
+        if status == 403 {
+            assert!(
+                r.json()["detail"]
+                    .as_str()
+                    .unwrap_or("")
+                    .ends_with("may not use this route")
+            );
+        }
+    }
+    let r = get(&gw.url("/")).await.expect("get");
+    assert_eq!(r.status, 403, "127.0.0.1 itself is not allowed");
+    let err = check_refuses(&one_route(
+        &a,
+        &["ip-restriction"],
+        r#"{ name = "ip-restriction", config = { allow = ["10.0.0.0/40"] } }"#,
+    ));
+    assert!(
+        err.contains("`10.0.0.0/40` is not an IP address or CIDR range"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_allows_groups_and_denies_the_rest() {
+    let a = Upstream::echo("a").await;
+    let chain = format!(
+        r#"{{ name = "key-auth", config = {{ keys = [
+    {{ sha256 = "{}", consumer = "alice", groups = ["staff"] }},
+    {{ sha256 = "{}", consumer = "bob" }} ] }} }},
+  {{ name = "acl", config = {{ allow = {{ groups = ["staff"] }} }} }}"#,
+        sha256_hex("k-alice"),
+        sha256_hex("k-bob")
+    );
+    let gw = Gateway::start(&one_route(&a, &["key-auth", "acl"], &chain)).await;
+    assert_eq!(
+        get_with(&gw.url("/"), &[("x-api-key", "k-alice")])
+            .await
+            .status,
+        200
+    );
+    let r = get_with(&gw.url("/"), &[("x-api-key", "k-bob")]).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["detail"], "bob may not use this route");
+    let err = check_refuses(&one_route(&a, &["acl"], r#"{ name = "acl", config = {} }"#));
+    assert!(err.contains("set `allow`, `deny` or both"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_answers_preflights_and_decorates_responses() {
+    let a = Upstream::echo("a").await;
+    let gw = Gateway::start(&one_route(
+        &a,
+        &["cors"],
+        r#"{ name = "cors", config = { origins = ["https://app.example.com", "https://*.example.org"], methods = ["GET", "PUT"], credentials = true, max_age = 120, expose_headers = ["x-request-id"] } }"#,
+    ))
+    .await;
+    let preflight = |origin: &'static str, method: &'static str| {
+        send(
+            http::Request::builder()
+                .method("OPTIONS")
+                .uri(gw.url("/items"))
+                .header("origin", origin)
+                .header("access-control-request-method", method)
+                .header("access-control-request-headers", "content-type")
+                .body(full(""))
+                .expect("req"),
+        )
+    };
+    let r = preflight("https://shop.example.org", "PUT")
+        .await
+        .expect("preflight");
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://shop.example.org")
+    );
+    assert_eq!(r.header("access-control-allow-methods"), Some("GET, PUT"));
+    assert_eq!(
+        r.header("access-control-allow-headers"),
+        Some("content-type")
+    );
+    assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(r.header("access-control-max-age"), Some("120"));
+    let r = preflight("https://evil.example.com", "GET")
+        .await
+        .expect("preflight");
+    assert_eq!(r.status, 403);
+    let r = preflight("https://app.example.com", "DELETE")
+        .await
+        .expect("preflight");
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        a.requests.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "preflights stay here"
+    );
+
+    let r = get_with(&gw.url("/items"), &[("origin", "https://app.example.com")]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(
+        r.header("access-control-expose-headers"),
+        Some("x-request-id")
+    );
+    let r = get_with(&gw.url("/items"), &[("origin", "https://evil.example.com")]).await;
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    let err = check_refuses(&one_route(
+        &a,
+        &["cors"],
+        r#"{ name = "cors", config = { origins = ["*"], credentials = true } }"#,
+    ));
+    assert!(
+        err.contains("credentials cannot be allowed for any origin"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_id_is_made_or_kept_and_returned() {
+    let a = Upstream::echo("a").await;
+    let gw = Gateway::start(&one_route(&a, &["request-id"], r#""request-id""#)).await;
+    let r = get(&gw.url("/")).await.expect("get");
+    let id = r.header("x-request-id").unwrap_or("").to_string();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    assert_eq!(
+        r.json()["headers"]["x-request-id"],
+        id.as_str(),
+        "the same id upstream"
+    );
+    let tp = r.header("traceparent").unwrap_or("").to_string();
+    assert_eq!(r.json()["headers"]["traceparent"], tp.as_str());
+
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let r = get_with(
+        &gw.url("/"),
+        &[
+            ("x-request-id", "from-client-1"),
+            ("traceparent", &format!("00-{trace}-00f067aa0ba902b7-01")),
+        ],
+    )
+    .await;
+    assert_eq!(r.header("x-request-id"), Some("from-client-1"));
+    let tp = r.header("traceparent").unwrap_or("");
+    assert!(
+        tp.starts_with(&format!("00-{trace}-")) && tp.ends_with("-01"),
+        "{tp}"
+    );
+    assert!(!tp.contains("00f067aa0ba902b7"), "a new span id");
+}

@@ -85,7 +85,12 @@ pub(super) async fn forward(
         body.map_err(|e| Box::new(e) as BoxError).boxed_unsync()
     };
 
-    parts.headers = std::mem::take(&mut ex.headers);
+    // Response phases still read the request (e.g. its Origin): keep a copy for them.
+    parts.headers = if chain.has(Phase::ResponseHeaders) || chain.has(Phase::ResponseBody) {
+        ex.headers.clone()
+    } else {
+        std::mem::take(&mut ex.headers)
+    };
     if ex.uri_changed {
         let text = match &ex.query {
             Some(q) => format!("{}?{q}", ex.path),
