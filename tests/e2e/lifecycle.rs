@@ -300,4 +300,20 @@ async fn example_config_answers_through_the_demo_backend() {
     let (ok, out) = curl(&["-i", "-H", "x-blocked: 1", &gw.url("/api/orders")]);
     assert!(ok && out.starts_with("HTTP/1.1 403"), "{out}");
     assert!(out.contains("blocked by policy"), "{out}");
+
+    // The `shop` chain: request-id -> key-auth -> acl -> rate-limit -> add-header.
+    let shop = gw.url("/shop/cart");
+    for left in ["4", "3", "2", "1", "0"] {
+        let (ok, out) = curl(&["-i", "-H", "x-api-key: demo-key", &shop]);
+        assert!(ok && out.starts_with("HTTP/1.1 200"), "{out}");
+        assert!(out.contains(&format!("ratelimit-remaining: {left}\r\n")), "{out}");
+        assert!(out.contains("x-request-id: "), "{out}");
+        assert!(out.contains(r#""x-consumer":"demo""#), "{out}");
+    }
+    let (_, out) = curl(&["-i", "-H", "x-api-key: demo-key", &shop]);
+    assert!(out.starts_with("HTTP/1.1 429"), "the free tier allows 5: {out}");
+    let (_, out) = curl(&["-i", &shop]);
+    assert!(out.starts_with("HTTP/1.1 401"), "{out}");
+    let (_, out) = curl(&["-i", "-H", "x-api-key: guest-key", &shop]);
+    assert!(out.starts_with("HTTP/1.1 403"), "{out}");
 }
