@@ -306,12 +306,18 @@ async fn example_config_answers_through_the_demo_backend() {
     for left in ["4", "3", "2", "1", "0"] {
         let (ok, out) = curl(&["-i", "-H", "x-api-key: demo-key", &shop]);
         assert!(ok && out.starts_with("HTTP/1.1 200"), "{out}");
-        assert!(out.contains(&format!("ratelimit-remaining: {left}\r\n")), "{out}");
+        assert!(
+            out.contains(&format!("ratelimit-remaining: {left}\r\n")),
+            "{out}"
+        );
         assert!(out.contains("x-request-id: "), "{out}");
         assert!(out.contains(r#""x-consumer":"demo""#), "{out}");
     }
     let (_, out) = curl(&["-i", "-H", "x-api-key: demo-key", &shop]);
-    assert!(out.starts_with("HTTP/1.1 429"), "the free tier allows 5: {out}");
+    assert!(
+        out.starts_with("HTTP/1.1 429"),
+        "the free tier allows 5: {out}"
+    );
     let (_, out) = curl(&["-i", &shop]);
     assert!(out.starts_with("HTTP/1.1 401"), "{out}");
     let (_, out) = curl(&["-i", "-H", "x-api-key: guest-key", &shop]);

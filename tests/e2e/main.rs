@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `wasmgate` binary, real upstream servers, real clients.
 
 mod harness;
+mod jwt;
 
 mod balance;
 mod errors;
