@@ -301,25 +301,35 @@ async fn example_config_answers_through_the_demo_backend() {
     assert!(ok && out.starts_with("HTTP/1.1 403"), "{out}");
     assert!(out.contains("blocked by policy"), "{out}");
 
-    // The `shop` chain: request-id -> key-auth -> acl -> rate-limit -> add-header.
+    // The `shop` chain: request-id -> jwt -> acl -> rate-limit -> headers, with the tokens the
+    // file's comments give.
+    let token = |name: &str| {
+        example
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("#   {name}=")))
+            .map(|t| format!("authorization: Bearer {}", t.trim()))
+            .unwrap_or_default()
+    };
     let shop = gw.url("/shop/cart");
     for left in ["4", "3", "2", "1", "0"] {
-        let (ok, out) = curl(&["-i", "-H", "x-api-key: demo-key", &shop]);
+        let (ok, out) = curl(&["-i", "-H", &token("DEMO"), &shop]);
         assert!(ok && out.starts_with("HTTP/1.1 200"), "{out}");
         assert!(
             out.contains(&format!("ratelimit-remaining: {left}\r\n")),
             "{out}"
         );
         assert!(out.contains("x-request-id: "), "{out}");
-        assert!(out.contains(r#""x-consumer":"demo""#), "{out}");
+        assert!(out.contains("x-content-type-options: nosniff"), "{out}");
+        assert!(out.contains(r#""x-user-id":"demo""#), "{out}");
+        assert!(!out.contains(r#""authorization""#), "{out}");
     }
-    let (_, out) = curl(&["-i", "-H", "x-api-key: demo-key", &shop]);
+    let (_, out) = curl(&["-i", "-H", &token("DEMO"), &shop]);
     assert!(
         out.starts_with("HTTP/1.1 429"),
         "the free tier allows 5: {out}"
     );
     let (_, out) = curl(&["-i", &shop]);
     assert!(out.starts_with("HTTP/1.1 401"), "{out}");
-    let (_, out) = curl(&["-i", "-H", "x-api-key: guest-key", &shop]);
+    let (_, out) = curl(&["-i", "-H", &token("GUEST"), &shop]);
     assert!(out.starts_with("HTTP/1.1 403"), "{out}");
 }

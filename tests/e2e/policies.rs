@@ -474,3 +474,52 @@ async fn request_id_is_made_or_kept_and_returned() {
     );
     assert!(!tp.contains("00f067aa0ba902b7"), "a new span id");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_rewrites_path_query_and_headers_both_ways() {
+    let up = Upstream::serve("h", |req| async move {
+        let seen = serde_json::json!({
+            "path": req.uri().path(),
+            "query": req.uri().query(),
+            "x-new": req.headers().get_all("x-new").iter().map(|v| v.to_str().unwrap_or("")).collect::<Vec<_>>(),
+            "x-old": req.headers().get("x-old").is_some(),
+        });
+        http::Response::builder()
+            .header("server", "internal-appserver/1.2")
+            .header("x-internal-trace", "abc")
+            .body(full(seen.to_string()))
+            .expect("response")
+    })
+    .await;
+    let gw = Gateway::start(
+        &(upstream_block("h", &[&up], "")
+            + &plugin_block("headers", "headers", "")
+            + r#"[[routes]]
+name = "users"
+path = "/users/{id}"
+upstream = "h"
+plugins = [{ name = "headers", config = { path = "/v2/accounts/{id}/profile", query = { add = { source = "gateway" }, remove = ["debug"] }, request = { rename = { x-old = "x-new" } }, security_headers = true, strip_response = ["server", "x-internal-*"] } }]
+"#),
+    )
+    .await;
+    let r = get_with(&gw.url("/users/42?debug=1&page=2"), &[("x-old", "a")]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["path"], "/v2/accounts/42/profile");
+    assert_eq!(v["query"], "page=2&source=gateway");
+    assert_eq!(v["x-new"], serde_json::json!(["a"]));
+    assert_eq!(v["x-old"], false);
+    assert_eq!(r.header("server"), None);
+    assert_eq!(r.header("x-internal-trace"), None);
+    assert_eq!(
+        r.header("strict-transport-security"),
+        Some("max-age=31536000; includeSubDomains")
+    );
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    let err = check_refuses(&one_route(
+        &up,
+        &["headers"],
+        r#"{ name = "headers", config = { path = "v2/{id}" } }"#,
+    ));
+    assert!(err.contains("must start with `/`"), "{err}");
+}
