@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # nginx vs wasmgate, side by side in one run: both proxies get one worker, sit in front of the same
 # upstream (an nginx serving a 1 KiB body), and are driven by wrk with 64 keep-alive connections.
-# wasmgate is measured on a plain route and on a route with a chain of 3 plugins
-# (set-context -> add-header -> deny, which lets the request through).
+# wasmgate is measured on a plain route, on a route with a chain of 3 light plugins
+# (set-context -> add-header -> deny, which lets the request through), and on the policy chain
+# request-id -> jwt -> acl -> rate-limit -> headers (a JWT on every request), with the cost each
+# of its plugins adds.
 # Prints rps and p99 of each, the ratios, and the cost per plugin call. Not a test: numbers
 # depend on the machine.
 #
@@ -14,7 +16,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-2}
 CONNS=${CONNS:-64}
-for tool in nginx wrk; do
+for tool in nginx wrk openssl; do
   command -v "$tool" >/dev/null || { echo "bench needs $tool: apt-get install -y nginx wrk" >&2; exit 1; }
 done
 cargo build --release -q -p wasmgate
@@ -53,6 +55,20 @@ nginx_conf proxy "upstream up { server 127.0.0.1:$UP; keepalive 128; }
   server { listen 127.0.0.1:$NGX; keepalive_requests 1000000;
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 
+# The policy chain of gateway.toml's /shop route (issue: request-id -> jwt -> acl -> rate-limit ->
+# headers), with a limit no benchmark reaches. The token is HS256, signed here with openssl.
+SECRET=bench-secret-of-at-least-32-bytes
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+HDR=$(printf '{"alg":"HS256","typ":"JWT"}' | b64url)
+PAY=$(printf '{"sub":"bench","scope":"shop","exp":4102444800}' | b64url)
+SIG=$(printf '%s.%s' "$HDR" "$PAY" | openssl dgst -sha256 -mac HMAC -macopt "key:$SECRET" -binary | b64url)
+TOKEN="$HDR.$PAY.$SIG"
+REQUEST_ID='"request-id"'
+JWT="{ name = \"jwt\", config = { algorithms = [\"HS256\"], secret = \"$SECRET\", forward_claims = { x-user-id = \"sub\" } } }"
+ACL='{ name = "acl", config = { allow = { scopes = ["shop"] } } }'
+RATE_LIMIT='{ name = "rate-limit", config = { limit = 1000000000, window_s = 60 } }'
+HEADERS='{ name = "headers", config = { request = { remove = ["authorization"] }, security_headers = true } }'
+
 cat > "$work/gateway.toml" <<CONF
 [server]
 workers = 1
@@ -72,9 +88,39 @@ file = "$PLUGINS/set_context.wasm"
 file = "$PLUGINS/add_header.wasm"
 [plugins.deny]
 file = "$PLUGINS/deny.wasm"
+[plugins.request-id]
+file = "$PLUGINS/request_id.wasm"
+[plugins.jwt]
+file = "$PLUGINS/jwt.wasm"
+[plugins.acl]
+file = "$PLUGINS/acl.wasm"
+[plugins.rate-limit]
+file = "$PLUGINS/rate_limit.wasm"
+[plugins.headers]
+file = "$PLUGINS/headers.wasm"
 [[routes]]
 path_prefix = "/"
 upstream = "up"
+[[routes]]
+path_prefix = "/policy"
+upstream = "up"
+plugins = [$REQUEST_ID, $JWT, $ACL, $RATE_LIMIT, $HEADERS]
+[[routes]]
+path_prefix = "/upto/1"
+upstream = "up"
+plugins = [$REQUEST_ID]
+[[routes]]
+path_prefix = "/upto/2"
+upstream = "up"
+plugins = [$REQUEST_ID, $JWT]
+[[routes]]
+path_prefix = "/upto/3"
+upstream = "up"
+plugins = [$REQUEST_ID, $JWT, $ACL]
+[[routes]]
+path_prefix = "/upto/4"
+upstream = "up"
+plugins = [$REQUEST_ID, $JWT, $ACL, $RATE_LIMIT]
 [[routes]]
 path_prefix = "/chain"
 upstream = "up"
@@ -92,8 +138,8 @@ for port in $UP $NGX $WG; do
 done
 
 # wrk prints "Requests/sec: N" and, with --latency, a "99% Xms" line.
-measure() { # url -> "rps p99_ms"
-  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$1" > "$work/wrk.out"
+measure() { # url [seconds] -> "rps p99_ms"; every request carries the bench token
+  wrk -t1 -c"$CONNS" -d"${2:-$DURATION}s" --latency -H "authorization: Bearer $TOKEN" "$1" > "$work/wrk.out"
   local rps p99
   rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
   p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000} print v}' "$work/wrk.out")
@@ -115,6 +161,23 @@ for r in $(seq "$ROUNDS"); do
   if awk "BEGIN{exit !($w > $best_w)}"; then best_w=$w; p99_w=$wp; fi
   if awk "BEGIN{exit !($c > $best_c)}"; then best_c=$c; p99_c=$cp; fi
 done
+echo
+# The policy chain, then its prefixes: each plugin's cost is what adding it to the chain adds
+# (CPU per request; one saturated worker).
+read -r pc pcp < <(measure "http://127.0.0.1:$WG/policy/")
+printf '%-10s %-6s %12.0f %10.2f\n' wg+policy all "$pc" "$pcp"
+prev=$best_w
+i=0
+for p in request-id jwt acl rate-limit; do
+  i=$((i + 1))
+  read -r up_to _ < <(measure "http://127.0.0.1:$WG/upto/$i/" "${SINGLE_DURATION:-5}")
+  awk -v p="$p" -v o="$up_to" -v prev="$prev" 'BEGIN { printf "  + %-11s %8.0f rps, cost %.2f us per request\n", p, o, 1e6 / o - 1e6 / prev }'
+  prev=$up_to
+done
+awk -v p=headers -v o="$pc" -v prev="$prev" 'BEGIN { printf "  + %-11s %8.0f rps, cost %.2f us per request\n", p, o, 1e6 / o - 1e6 / prev }'
+awk -v n="$best_n" -v pc="$pc" -v pcp="$pcp" -v w="$best_w" 'BEGIN {
+  printf "policy chain (request-id, jwt, acl, rate-limit, headers): %.0f rps (p99 %.2f ms) = %.2fx nginx; %.2f us per request over plain wasmgate\n", pc, pcp, pc / n, 1e6 / pc - 1e6 / w
+}'
 echo
 awk -v n="$best_n" -v w="$best_w" -v c="$best_c" -v pn="$p99_n" -v pw="$p99_w" -v pc="$p99_c" 'BEGIN {
   printf "best of rounds: nginx %.0f rps (p99 %.2f ms), wasmgate %.0f rps (p99 %.2f ms), wasmgate + 3 plugins %.0f rps (p99 %.2f ms)\n", n, pn, w, pw, c, pc
