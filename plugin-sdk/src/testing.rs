@@ -500,3 +500,12 @@ pub fn metrics() -> Vec<MetricUpdate> {
 pub fn reset() {
     with_host(|h| *h = FakeHost::default());
 }
+
+/// The status a client would get from `action` alone: 200 for `Continue` (the upstream's, in a
+/// test), else the answer's.
+pub fn status(action: &Action) -> u16 {
+    match action {
+        Action::Continue => 200,
+        Action::Respond(a) => a.status,
+    }
+}

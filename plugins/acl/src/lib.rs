@@ -91,14 +91,7 @@ impl Plugin for Acl {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasmgate_plugin_sdk::testing::{TestHost, TestRequest};
-
-    fn status(a: Action) -> u16 {
-        match a {
-            Action::Continue => 200,
-            Action::Respond(a) => a.status,
-        }
-    }
+    use wasmgate_plugin_sdk::testing::{TestHost, TestRequest, status};
 
     #[test]
     fn allows_and_denies_by_consumer_group_scope_and_role() {
@@ -111,7 +104,7 @@ mod tests {
             for (k, v) in ctx {
                 r = r.context(k, v);
             }
-            status(h.request_headers(&r))
+            status(&h.request_headers(&r))
         };
         assert_eq!(run(&[("consumer", "alice"), ("groups", "dev,staff")]), 200);
         assert_eq!(

@@ -100,14 +100,7 @@ impl Plugin for IpRestriction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasmgate_plugin_sdk::testing::{TestHost, TestRequest};
-
-    fn status(a: Action) -> u16 {
-        match a {
-            Action::Continue => 200,
-            Action::Respond(a) => a.status,
-        }
-    }
+    use wasmgate_plugin_sdk::testing::{TestHost, TestRequest, status};
 
     #[test]
     fn allow_deny_v4_v6_and_trusted_proxies() {
@@ -115,14 +108,14 @@ mod tests {
             r#"{"allow": ["10.0.0.0/8", "2001:db8::/32"], "deny": ["10.0.0.66"], "trusted_proxies": ["127.0.0.1/32"]}"#,
         )
         .unwrap();
-        let from = |ip: &str| status(h.request_headers(&TestRequest::get("/").client_ip(ip)));
+        let from = |ip: &str| status(&h.request_headers(&TestRequest::get("/").client_ip(ip)));
         assert_eq!(from("10.1.2.3"), 200);
         assert_eq!(from("2001:db8::1"), 200);
         assert_eq!(from("10.0.0.66"), 403);
         assert_eq!(from("192.168.1.1"), 403);
         let via = |xff: &str| {
             status(
-                h.request_headers(
+                &h.request_headers(
                     &TestRequest::get("/")
                         .client_ip("127.0.0.1")
                         .header("x-forwarded-for", xff),
@@ -137,7 +130,7 @@ mod tests {
             "the right-most untrusted hop counts"
         );
         let untrusted = status(
-            h.request_headers(
+            &h.request_headers(
                 &TestRequest::get("/")
                     .client_ip("192.168.1.1")
                     .header("x-forwarded-for", "10.1.1.1"),

@@ -297,14 +297,7 @@ impl Plugin for RateLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasmgate_plugin_sdk::testing::{self, TestHost, TestRequest, TestResponse};
-
-    fn status(a: &Action) -> u16 {
-        match a {
-            Action::Continue => 200,
-            Action::Respond(a) => a.status,
-        }
-    }
+    use wasmgate_plugin_sdk::testing::{self, TestHost, TestRequest, TestResponse, status};
 
     #[test]
     fn exact_at_the_boundary_and_resets_with_the_window() {
