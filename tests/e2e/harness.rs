@@ -407,12 +407,17 @@ pub struct Redis {
 
 impl Redis {
     pub async fn start() -> Redis {
-        let mut r = Redis {
-            port: free_port(),
-            child: None,
-        };
+        let mut r = Redis::not_started();
         r.restart().await;
         r
+    }
+
+    /// A port for a Redis that is not running yet (`restart` starts it).
+    pub fn not_started() -> Redis {
+        Redis {
+            port: free_port(),
+            child: None,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -444,6 +449,24 @@ impl Redis {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// How many keys the server holds (0 when it cannot be asked).
+    pub async fn dbsize(&self) -> u64 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
+            return 0;
+        };
+        let mut buf = [0u8; 32];
+        if s.write_all(b"DBSIZE\r\n").await.is_err() {
+            return 0;
+        }
+        let n = s.read(&mut buf).await.unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n])
+            .trim()
+            .trim_start_matches(':')
+            .parse()
+            .unwrap_or(0)
     }
 
     async fn ping(&self) -> bool {

@@ -523,3 +523,61 @@ plugins = [{ name = "headers", config = { path = "/v2/accounts/{id}/profile", qu
     ));
     assert!(err.contains("must start with `/`"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_at_start_does_not_stop_the_gateway() {
+    let mut redis = Redis::not_started();
+    let a = Upstream::echo("a").await;
+    let gw = Gateway::start(&limited(
+        &a,
+        &redis_store(&redis),
+        r#"{ limit = 3, window_s = 60, algorithm = "fixed_window" }"#,
+    ))
+    .await;
+    fresh_window(60_000, 8_000).await;
+    let r = as_user(&gw, "fay", "free").await;
+    assert_eq!(r.status, 200, "serving without Redis: {}", r.text());
+    assert_eq!(
+        r.header("ratelimit-remaining"),
+        Some("2"),
+        "counted locally"
+    );
+    redis.restart().await;
+    assert_eq!(redis.dbsize().await, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // Once the gateway reaches Redis, the counters land there.
+    let mut i = 0;
+    while redis.dbsize().await == 0 {
+        i += 1;
+        let user = format!("user-{i}");
+        assert_eq!(as_user(&gw, &user, "free").await.status, 200);
+        assert!(std::time::Instant::now() < deadline, "never connected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_and_request_id_refuse_bad_configs() {
+    let a = Upstream::echo("a").await;
+    let err = check_refuses(&one_route(
+        &a,
+        &["rate-limit"],
+        r#"{ name = "rate-limit", config = { limit = 0 } }"#,
+    ));
+    assert!(
+        err.contains("route `api` plugin `rate-limit`") && err.contains("a limit of 0"),
+        "{err}"
+    );
+    let err = check_refuses(&one_route(
+        &a,
+        &["rate-limit"],
+        r#"{ name = "rate-limit", config = { limit = 5, algorithm = "token_bucket" } }"#,
+    ));
+    assert!(err.contains("unknown variant `token_bucket`"), "{err}");
+    let err = check_refuses(&one_route(
+        &a,
+        &["request-id"],
+        r#"{ name = "request-id", config = { header = "" } }"#,
+    ));
+    assert!(err.contains("`header` must name a header"), "{err}");
+}
