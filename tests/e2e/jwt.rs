@@ -376,6 +376,7 @@ async fn jwt_refuses_hs_rs_confusion() {
     )
     .await;
     // The classic attack: an HS256 token whose HMAC key is the server's public key.
+    // (Also: a static JWKS and a required claim, on a route of their own below.)
     let forged = keys.sign("HS256", &public, json!({}), &claims("mallory"));
     assert_invalid(
         &bearer(&gw, "/rs", &forged).await,
@@ -387,6 +388,62 @@ async fn jwt_refuses_hs_rs_confusion() {
     );
     let honest = keys.sign("RS256", &keys.private("rsa"), json!({}), &claims("alice"));
     assert_eq!(bearer(&gw, "/both", &honest).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_static_jwks_and_required_claims() {
+    let keys = Keys::new();
+    let a = Upstream::echo("a").await;
+    let jwks = json!({ "keys": [keys.rsa_jwk("rsa", "static-1")] }).to_string();
+    let gw = Gateway::start(
+        &(upstream_block("a", &[&a], "")
+            + &plugin_block("jwt", "jwt", "")
+            + &format!(
+                "[[routes]]\nname = \"api\"\nupstream = \"a\"\nplugins = [{{ name = \"jwt\", config = {{ algorithms = [\"RS256\"], jwks = {jwks}, required_claims = [\"tenant\"] }} }}]\n",
+                jwks = toml_value(&jwks)
+            )),
+    )
+    .await;
+    let mut c = claims("alice");
+    c["tenant"] = json!("acme");
+    let ok = keys.sign(
+        "RS256",
+        &keys.private("rsa"),
+        json!({ "kid": "static-1" }),
+        &c,
+    );
+    assert_eq!(bearer(&gw, "/", &ok).await.status, 200);
+    let no_tenant = keys.sign(
+        "RS256",
+        &keys.private("rsa"),
+        json!({ "kid": "static-1" }),
+        &claims("alice"),
+    );
+    assert_invalid(
+        &bearer(&gw, "/", &no_tenant).await,
+        "claim `tenant` is required",
+    );
+    let unknown = keys.sign("RS256", &keys.private("rsa"), json!({ "kid": "other" }), &c);
+    assert_invalid(&bearer(&gw, "/", &unknown).await, "unknown key id `other`");
+}
+
+/// A JSON document as a TOML inline value (TOML inline tables read JSON objects' shape).
+fn toml_value(json_text: &str) -> String {
+    let v: Value = serde_json::from_str(json_text).unwrap_or(Value::Null);
+    fn conv(v: &Value) -> String {
+        match v {
+            Value::Object(m) => format!(
+                "{{ {} }}",
+                m.iter()
+                    .map(|(k, v)| format!("\"{k}\" = {}", conv(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Value::Array(a) => format!("[{}]", a.iter().map(conv).collect::<Vec<_>>().join(", ")),
+            other => other.to_string(),
+        }
+    }
+    conv(&v)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
