@@ -278,6 +278,11 @@ format = "json"
 
     /// Starts the binary on a complete config text.
     pub async fn start_text(port: u16, admin: u16, text: &str) -> Gateway {
+        // Load tests hold a thousand connections on each side in this process.
+        static FDS: std::sync::Once = std::sync::Once::new();
+        FDS.call_once(|| {
+            let _ = rlimit::increase_nofile_limit(u64::MAX);
+        });
         let dir = temp_dir("gw");
         let config_path = dir.join("gateway.toml");
         std::fs::write(&config_path, text).expect("write config");

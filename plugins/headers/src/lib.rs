@@ -209,7 +209,12 @@ impl Plugin for Headers {
     }
 
     fn on_response_headers(&self, _req: &Request, resp: &Response) -> Action {
-        for name in resp.header_names() {
+        let names = if self.strip_response.is_empty() {
+            Vec::new()
+        } else {
+            resp.header_names()
+        };
+        for name in names {
             let internal = self
                 .strip_response
                 .iter()
