@@ -128,24 +128,13 @@ fn failed_closed(step: &Step, failure: &Failure) -> Reply {
         Failure::Deadline | Failure::Memory => StatusCode::SERVICE_UNAVAILABLE,
         Failure::Trap(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    let detail = format!("plugin `{}` {}", step.name(), failure.kind_text());
+    let detail = format!("plugin `{}` {}", step.name(), failure.summary());
     let resp: http::Response<Bytes> = crate::error::problem(status, &detail);
     let (parts, body) = resp.into_parts();
     Reply {
         status,
         headers: parts.headers,
         body,
-    }
-}
-
-impl Failure {
-    /// What the client is told: the kind, not the trap's details.
-    fn kind_text(&self) -> &'static str {
-        match self {
-            Failure::Deadline => "ran past its CPU deadline",
-            Failure::Memory => "went over its memory cap",
-            Failure::Trap(_) => "failed",
-        }
     }
 }
 

@@ -37,12 +37,23 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// What the client is told: the kind, not the trap's details.
+    pub fn summary(&self) -> &'static str {
+        match self {
+            Failure::Deadline => "ran past its CPU deadline",
+            Failure::Memory => "went over its memory cap",
+            Failure::Trap(_) => "failed",
+        }
+    }
+}
+
+/// For the log: the summary, and a trap's own message.
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Deadline => f.write_str("ran past its CPU deadline"),
-            Failure::Memory => f.write_str("went over its memory cap"),
             Failure::Trap(t) => write!(f, "trapped: {t}"),
+            other => f.write_str(other.summary()),
         }
     }
 }

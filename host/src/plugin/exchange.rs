@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use wasmtime::component::Resource;
 
@@ -22,10 +23,11 @@ pub struct ResponseHandle;
 /// Everything the chain can read or change about one request.
 pub struct Exchange {
     pub method: Method,
-    /// The path as it will be forwarded (after the route's rewrite), without the query.
-    pub path: String,
-    pub query: Option<String>,
-    pub authority: String,
+    /// Path and query as they will be forwarded (after the route's rewrite); `set-path` and
+    /// `set-query` replace it, already validated.
+    pub pq: PathAndQuery,
+    /// The host the client asked for.
+    pub authority: HeaderValue,
     pub scheme: &'static str,
     pub client_ip: IpAddr,
     pub route: Arc<str>,
@@ -36,8 +38,6 @@ pub struct Exchange {
     pub context: Vec<(String, String)>,
     /// Set by `set-upstream`: where to send instead of the route's upstream.
     pub upstream: Option<(Arc<Upstream>, Option<Arc<Target>>)>,
-    /// Whether a plugin changed the path or query, so the proxy rebuilds the URI.
-    pub uri_changed: bool,
     pub response: Option<ResponseState>,
 }
 
@@ -109,9 +109,8 @@ impl Exchange {
     pub fn detached() -> Self {
         Exchange {
             method: Method::GET,
-            path: "/".into(),
-            query: None,
-            authority: String::new(),
+            pq: PathAndQuery::from_static("/"),
+            authority: HeaderValue::from_static(""),
             scheme: "http",
             client_ip: IpAddr::from([0, 0, 0, 0]),
             route: "".into(),
@@ -120,7 +119,6 @@ impl Exchange {
             body: None,
             context: Vec::new(),
             upstream: None,
-            uri_changed: false,
             response: None,
         }
     }
@@ -132,24 +130,27 @@ impl HostRequest for HostState {
     }
 
     fn path(&mut self, _: Resource<RequestHandle>) -> String {
-        self.ex().path.clone()
+        self.ex().pq.path().to_string()
     }
 
     fn set_path(&mut self, _: Resource<RequestHandle>, path: String) -> Result<(), String> {
-        if !path.starts_with('/') {
-            return Err("the path must start with `/`".into());
-        }
-        if http::uri::PathAndQuery::try_from(path.as_str()).is_err() || path.contains('?') {
-            return Err(format!("`{path}` is not a valid path"));
+        if !path.starts_with('/') || path.contains('?') {
+            return Err(format!(
+                "`{path}` is not a valid path: it must start with `/` and hold no `?`"
+            ));
         }
         let ex = self.ex();
-        ex.path = path;
-        ex.uri_changed = true;
+        let next = match ex.pq.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.clone(),
+        };
+        ex.pq =
+            PathAndQuery::try_from(next).map_err(|_| format!("`{path}` is not a valid path"))?;
         Ok(())
     }
 
     fn query(&mut self, _: Resource<RequestHandle>) -> Option<String> {
-        self.ex().query.clone()
+        self.ex().pq.query().map(str::to_string)
     }
 
     fn set_query(
@@ -157,19 +158,19 @@ impl HostRequest for HostState {
         _: Resource<RequestHandle>,
         query: Option<String>,
     ) -> Result<(), String> {
-        if let Some(q) = &query
-            && (http::uri::PathAndQuery::try_from(format!("/?{q}")).is_err() || q.contains('#'))
-        {
-            return Err(format!("`{q}` is not a valid query"));
-        }
         let ex = self.ex();
-        ex.query = query.filter(|q| !q.is_empty());
-        ex.uri_changed = true;
+        let next = match query.as_deref().filter(|q| !q.is_empty()) {
+            Some(q) if q.contains('#') => return Err(format!("`{q}` is not a valid query")),
+            Some(q) => format!("{}?{q}", ex.pq.path()),
+            None => ex.pq.path().to_string(),
+        };
+        ex.pq = PathAndQuery::try_from(next)
+            .map_err(|_| format!("`{}` is not a valid query", query.unwrap_or_default()))?;
         Ok(())
     }
 
     fn authority(&mut self, _: Resource<RequestHandle>) -> String {
-        self.ex().authority.clone()
+        String::from_utf8_lossy(self.ex().authority.as_bytes()).into_owned()
     }
 
     fn scheme(&mut self, _: Resource<RequestHandle>) -> String {

@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 
-use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -31,9 +30,8 @@ pub(super) async fn forward(
     let (mut parts, body) = req.into_parts();
     let mut ex = Box::new(Exchange {
         method: parts.method.clone(),
-        path: fwd.pq.path().to_string(),
-        query: fwd.pq.query().map(str::to_string),
-        authority: fwd.host.to_str().unwrap_or("").to_string(),
+        pq: fwd.pq.clone(),
+        authority: fwd.host.clone(),
         scheme: if fwd.conn.tls { "https" } else { "http" },
         client_ip: fwd.conn.client.ip(),
         route: fwd.route.name.clone(),
@@ -42,7 +40,6 @@ pub(super) async fn forward(
         body: None,
         context: Vec::new(),
         upstream: None,
-        uri_changed: false,
         response: None,
     });
     let all = chain.steps.len();
@@ -91,14 +88,7 @@ pub(super) async fn forward(
     } else {
         std::mem::take(&mut ex.headers)
     };
-    if ex.uri_changed {
-        let text = match &ex.query {
-            Some(q) => format!("{}?{q}", ex.path),
-            None => ex.path.clone(),
-        };
-        fwd.pq = PathAndQuery::try_from(text)
-            .map_err(|e| ProxyError::BadRequest(format!("path set by a plugin: {e}")))?;
-    }
+    fwd.pq = ex.pq.clone();
     if let Some((upstream, target)) = ex.upstream.take() {
         fwd.upstream = upstream;
         fwd.target = target;

@@ -10,11 +10,15 @@ use crate::store::StoreError;
 const MAX_KEY: usize = 1024;
 
 impl HostState {
+    fn namespaced(&self, key: &str) -> String {
+        format!("{}:{key}", self.env.name)
+    }
+
     fn key(&self, key: &str) -> Result<String, Error> {
         if key.len() > MAX_KEY {
             return Err(Error::Invalid(format!("keys are at most {MAX_KEY} bytes")));
         }
-        Ok(format!("{}:{key}", self.env.name))
+        Ok(self.namespaced(key))
     }
 }
 
@@ -59,7 +63,7 @@ impl Host for HostState {
     }
 
     async fn local_incr(&mut self, key: String, delta: i64, ttl_ms: Option<u64>) -> i64 {
-        let k = format!("{}:{key}", self.env.name);
+        let k = self.namespaced(&key);
         // Only a counter that holds text can fail here; start it over.
         self.env
             .local
