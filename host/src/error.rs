@@ -1,5 +1,8 @@
 //! Errors on the request path and the one place that turns them into HTTP answers:
 //! `application/problem+json` bodies (RFC 9457) with the status that says what went wrong.
+//! The log gets the whole error; the client gets a detail that names no internal address.
+
+use std::time::Duration;
 
 use http::{HeaderValue, Response, StatusCode, header};
 
@@ -18,20 +21,85 @@ pub enum ProxyError {
     #[error("upstream `{0}` has no healthy target")]
     NoHealthyTarget(String),
     #[error(transparent)]
+    ClientBody(#[from] ClientBodyError),
+    #[error(transparent)]
     Upstream(#[from] UpstreamError),
 }
 
+/// Why reading the client's request body stopped. Raised by the body stream itself, so it also
+/// reaches us through the upstream client when the body was being forwarded.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientBodyError {
+    #[error("the request body is over {limit} bytes, this route's limit (max_body)")]
+    TooLarge { limit: u64 },
+    #[error("the client sent no request body data for {0:?} (body_read_timeout)")]
+    TimedOut(Duration),
+    #[error("the request body is malformed: {0}")]
+    Malformed(String),
+}
+
+impl ClientBodyError {
+    /// The body error anywhere in an error's chain of causes.
+    pub fn find<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a ClientBodyError> {
+        let mut cur = Some(e);
+        while let Some(e) = cur {
+            if let Some(b) = e.downcast_ref::<ClientBodyError>() {
+                return Some(b);
+            }
+            cur = e.source();
+        }
+        None
+    }
+}
+
 impl ProxyError {
+    /// An upstream failure, unless it was the client's body that failed while being forwarded:
+    /// then it is the client's error (400, 408, 413), not a 502.
+    pub fn from_upstream(e: UpstreamError) -> ProxyError {
+        if let UpstreamError::Failed { source, .. } = &e
+            && let Some(b) = ClientBodyError::find(source)
+        {
+            return ProxyError::ClientBody(b.clone());
+        }
+        ProxyError::Upstream(e)
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ProxyError::NoHealthyTarget(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::ClientBody(ClientBodyError::TooLarge { .. }) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ProxyError::ClientBody(ClientBodyError::TimedOut(_)) => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::ClientBody(ClientBodyError::Malformed(_)) => StatusCode::BAD_REQUEST,
             ProxyError::Upstream(
                 UpstreamError::Timeout { .. } | UpstreamError::ConnectTimeout { .. },
             ) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Upstream(UpstreamError::Request(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// What the client is told: the cause in its own terms, without target addresses or the
+    /// upstream client's internals (those go to the log).
+    pub fn detail(&self) -> String {
+        match self {
+            ProxyError::Upstream(e) => match e {
+                UpstreamError::Connect { .. } => "the upstream could not be reached".into(),
+                UpstreamError::ConnectTimeout { timeout, .. } => {
+                    format!("the upstream could not be reached within {timeout:?}")
+                }
+                UpstreamError::Timeout { timeout, .. } => {
+                    format!("the upstream did not answer within {timeout:?}")
+                }
+                UpstreamError::Failed { .. } | UpstreamError::Closed { .. } => {
+                    "the upstream closed the connection or sent an invalid response".into()
+                }
+                UpstreamError::Request(_) => "the request could not be forwarded".into(),
+            },
+            other => other.to_string(),
         }
     }
 }

@@ -76,15 +76,40 @@ pub async fn run(loaded: Loaded) -> Result<(), StartError> {
 
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let per_listener: Vec<Option<usize>> = cfg
+        .listeners
+        .iter()
+        .map(|l| l.get_ref().max_connections.as_ref().map(|m| *m.get_ref()))
+        .collect();
+    let limits = Arc::new(crate::server::ConnectionLimits::new(
+        &per_listener,
+        open_file_limit(),
+    ));
+    tracing::info!(
+        connections = limits.total(),
+        "client connections capped by the open-file limit"
+    );
+    let deadlines = crate::server::Deadlines {
+        header: cfg.server.header_read_timeout,
+        idle: cfg.server.idle_timeout,
+    };
     let mut loops = Vec::new();
     for (i, (listener, l)) in listeners.into_iter().zip(&cfg.listeners).enumerate() {
         let l = l.get_ref();
         tracing::info!(address = %l.address, tls = l.tls.is_some(), http2 = l.http2, "listening");
+        if l.address.ip().is_unspecified() {
+            tracing::warn!(address = %l.address, "listening on every network interface, as the config asks");
+        }
+        let serving = Arc::new(crate::server::Serving {
+            index: i,
+            builder: crate::server::http_builder(l, &cfg.server),
+            deadlines,
+            shared: shared.clone(),
+        });
         loops.push(tokio::spawn(crate::server::accept_loop(
             listener,
-            i,
-            Arc::new(crate::server::http_builder(l, &cfg.server)),
-            shared.clone(),
+            serving,
+            limits.clone(),
             graceful.clone(),
             stop_rx.clone(),
         )));
@@ -109,4 +134,12 @@ pub async fn run(loaded: Loaded) -> Result<(), StartError> {
         _ = tokio::time::sleep(timeout) => tracing::warn!(?timeout, "shutdown timeout reached; closing remaining connections"),
     }
     Ok(())
+}
+
+/// The soft limit on open files, which `main` has already raised as far as it may go.
+fn open_file_limit() -> u64 {
+    match rlimit::Resource::NOFILE.get() {
+        Ok((soft, _)) => soft,
+        Err(_) => 1024,
+    }
 }

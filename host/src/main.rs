@@ -82,6 +82,7 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
         .config
         .server
         .workers
+        .map(wasmgate::config::WorkerCount::get)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     // One worker gets a single-threaded scheduler: no work stealing, no cross-thread wake-ups.
     let mut builder = if workers <= 1 {

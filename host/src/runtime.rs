@@ -24,6 +24,8 @@ pub struct RouteTarget {
     pub rewrite_prefix: Option<Box<str>>,
     /// The route's plugins; `None` when it has none, so such routes pay nothing for them.
     pub chain: Option<Arc<Chain>>,
+    /// Largest request body, in bytes (the route's `max_body` or the server's).
+    pub max_body: u64,
 }
 
 pub struct Runtime {
@@ -36,6 +38,8 @@ pub struct Runtime {
     /// By listener index; `None` for plain listeners.
     pub tls: Vec<Option<TlsAcceptor>>,
     pub access_log: bool,
+    /// Longest pause between two reads of a client's request body.
+    pub body_read_timeout: std::time::Duration,
 }
 
 impl Runtime {
@@ -106,6 +110,7 @@ impl Runtime {
                         _ => None,
                     },
                     chain: chains.next().flatten(),
+                    max_body: r.max_body.unwrap_or(cfg.server.max_body).bytes() as u64,
                 },
             ));
         }
@@ -129,6 +134,7 @@ impl Runtime {
         Ok(Runtime {
             generation,
             access_log: cfg.log.access,
+            body_read_timeout: cfg.server.body_read_timeout,
             router: Router::new(routes),
             upstreams,
             modules: plugins.modules,

@@ -3,13 +3,14 @@
 
 mod error;
 mod schema;
+mod secrets;
 mod types;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use schema::*;
 pub use types::{
-    ByteSize, HeaderNameStr, HostPattern, MethodName, PathPattern, PathPrefix, TargetAddr,
-    pattern_segments,
+    ByteSize, HeaderNameStr, HostPattern, MAX_WORKERS, MethodName, PathPattern, PathPrefix,
+    TargetAddr, WorkerCount, pattern_segments,
 };
 
 use std::collections::HashSet;
@@ -24,6 +25,8 @@ pub struct Loaded {
     pub path: PathBuf,
     /// The file's text, to locate errors found after parsing (plugin loading).
     pub text: std::sync::Arc<str>,
+    /// Values that came from `${env:...}` and `${file:...}`: never shown by the admin.
+    pub secrets: std::sync::Arc<[String]>,
 }
 
 impl Loaded {
@@ -68,17 +71,28 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
 
 /// Parses and validates config text; `path` names the file in errors and anchors relative paths.
 pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigErrors> {
+    use serde::Deserialize;
     let loc = Locator { file: path, text };
-    let config: Config = toml::from_str(text).map_err(|e| {
+    let toml_error = |e: toml::de::Error| {
         let span = e.span().unwrap_or(0..0);
         ConfigErrors(vec![loc.at(span, e.message().trim_end().to_string())])
+    };
+    let mut doc = toml::de::DeTable::parse(text).map_err(toml_error)?;
+    let secrets = secrets::resolve(doc.get_mut(), path).map_err(|errs| {
+        ConfigErrors(
+            errs.into_iter()
+                .map(|(span, message)| loc.at(span, message))
+                .collect(),
+        )
     })?;
+    let config = Config::deserialize(toml::de::Deserializer::from(doc)).map_err(toml_error)?;
     let errors = validate(&config, &loc);
     if errors.is_empty() {
         Ok(Loaded {
             config,
             path: path.to_path_buf(),
             text: text.into(),
+            secrets: secrets.into(),
         })
     } else {
         Err(ConfigErrors(errors))
@@ -87,6 +101,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigErrors> {
 
 fn validate(c: &Config, loc: &Locator) -> Vec<ConfigError> {
     let mut errs = Vec::new();
+    validate_server(c, loc, &mut errs);
 
     let mut addrs = HashSet::new();
     for l in &c.listeners {
@@ -207,6 +222,73 @@ fn validate(c: &Config, loc: &Locator) -> Vec<ConfigError> {
     }
     errs
 }
+
+/// What `run` would refuse or what would lock users out, refused by `check` and reload alike.
+fn validate_server(c: &Config, loc: &Locator, errs: &mut Vec<ConfigError>) {
+    let s = &c.server;
+    if c.routes.is_empty() && !s.allow_empty {
+        errs.push(loc.at(
+            0..0,
+            "the config has no [[routes]], so every request would get 404; add a route, or set [server] allow_empty = true to serve an empty config on purpose",
+        ));
+    }
+    for (key, d) in [
+        ("header_read_timeout", s.header_read_timeout),
+        ("idle_timeout", s.idle_timeout),
+        ("body_read_timeout", s.body_read_timeout),
+        ("http2_ping_interval", s.http2_ping_interval),
+    ] {
+        if d.is_zero() {
+            errs.push(loc.at(
+                0..0,
+                format!("[server] {key} is 0, which would close every connection at once; give a duration such as \"30s\""),
+            ));
+        }
+    }
+    let header = s.max_header_size.bytes();
+    if !(MIN_HEADER_SIZE..=MAX_HEADER_SIZE).contains(&header) {
+        errs.push(loc.at(
+            0..0,
+            format!("[server] max_header_size = {header} bytes is out of range: give 8KiB to 1MiB (nginx allows 32KiB by default)"),
+        ));
+    }
+    for l in &c.listeners {
+        if let Some(m) = &l.get_ref().max_connections
+            && *m.get_ref() == 0
+        {
+            errs.push(loc.at(
+                m.span(),
+                "max_connections = 0 would refuse every client; give a positive number or remove the key",
+            ));
+        }
+    }
+    if c.admin.enabled {
+        let open = !c.admin.address.ip().is_loopback();
+        match &c.admin.token {
+            None if open => errs.push(loc.at(
+                0..0,
+                format!(
+                    "[admin] listens on {}, beyond loopback, without a token: anyone who reaches it could reload or read the config; set [admin] token = \"${{env:WASMGATE_ADMIN_TOKEN}}\" or listen on 127.0.0.1",
+                    c.admin.address
+                ),
+            )),
+            Some(t) if t.len() < 16 => errs.push(loc.at(
+                0..0,
+                "[admin] token is shorter than 16 characters, too easy to guess; use a long random one (e.g. `openssl rand -hex 32`)",
+            )),
+            _ => {}
+        }
+    }
+    if c.store.backend == StoreBackend::Redis
+        && let Err(e) = crate::store::RedisStore::check_url(&c.store.url)
+    {
+        errs.push(loc.at(0..0, format!("[store] url: {e}")));
+    }
+}
+
+/// Bounds of `[server] max_header_size`: hyper buffers at least 8 KiB per connection anyway.
+pub const MIN_HEADER_SIZE: usize = 8 << 10;
+const MAX_HEADER_SIZE: usize = 1 << 20;
 
 fn validate_plugin(
     name: &str,

@@ -11,6 +11,7 @@ use toml::Spanned;
 
 use super::types::{
     ByteSize, HeaderNameStr, HostPattern, MethodName, PathPattern, PathPrefix, TargetAddr,
+    WorkerCount,
 };
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -43,12 +44,34 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct Server {
     /// Worker threads; defaults to the number of cores.
-    pub workers: Option<usize>,
+    pub workers: Option<WorkerCount>,
     #[serde(default = "default_shutdown_timeout", with = "super::types::duration")]
     pub shutdown_timeout: Duration,
-    /// How long a client may take to send its request head.
+    /// How long a client may take to send a complete request head, counted from accept (or from
+    /// its first byte on a kept-alive connection); 408 after.
     #[serde(default = "default_header_timeout", with = "super::types::duration")]
     pub header_read_timeout: Duration,
+    /// How long a connection may stay open with no request in flight (HTTP/1.1 keep-alive and
+    /// HTTP/2 alike).
+    #[serde(default = "default_idle_timeout", with = "super::types::duration")]
+    pub idle_timeout: Duration,
+    /// Longest pause between two reads of a client's request body; 408 after.
+    #[serde(default = "default_body_timeout", with = "super::types::duration")]
+    pub body_read_timeout: Duration,
+    /// HTTP/2 keep-alive: a PING after this long without frames; no answer within it closes the
+    /// connection.
+    #[serde(default = "default_ping_interval", with = "super::types::duration")]
+    pub http2_ping_interval: Duration,
+    /// Largest request head (request line and headers); 431 above.
+    #[serde(default = "default_max_header_size")]
+    pub max_header_size: ByteSize,
+    /// Largest request body on every route that does not set its own `max_body`; 413 above.
+    #[serde(default = "default_max_body")]
+    pub max_body: ByteSize,
+    /// Serve a config that has no routes (every request then gets 404). Off, such a config is
+    /// refused, since it is almost always a mistake (an empty or truncated file).
+    #[serde(default)]
+    pub allow_empty: bool,
     /// Watch the config file and the plugin files, and reload when one changes.
     #[serde(default = "yes")]
     pub watch_config: bool,
@@ -63,6 +86,12 @@ impl Default for Server {
             workers: None,
             shutdown_timeout: default_shutdown_timeout(),
             header_read_timeout: default_header_timeout(),
+            idle_timeout: default_idle_timeout(),
+            body_read_timeout: default_body_timeout(),
+            http2_ping_interval: default_ping_interval(),
+            max_header_size: default_max_header_size(),
+            max_body: default_max_body(),
+            allow_empty: false,
             watch_config: true,
             plugin_cache: None,
         }
@@ -78,6 +107,9 @@ pub struct Listener {
     /// Offer HTTP/2 (ALPN `h2` on TLS, prior knowledge on plain listeners).
     #[serde(default = "yes")]
     pub http2: bool,
+    /// Connections open at once on this listener; more wait in the kernel's backlog. The whole
+    /// process is also capped by its open-file limit, so it never runs out of descriptors.
+    pub max_connections: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -94,6 +126,9 @@ pub struct Admin {
     pub address: SocketAddr,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Bearer token every admin call but `/healthz` and `/readyz` must carry
+    /// (`Authorization: Bearer ...`). Required when the admin listens beyond loopback.
+    pub token: Option<String>,
 }
 
 impl Default for Admin {
@@ -101,6 +136,7 @@ impl Default for Admin {
         Admin {
             address: default_admin_address(),
             enabled: true,
+            token: None,
         }
     }
 }
@@ -154,6 +190,9 @@ pub struct Upstream {
     /// Time allowed for the upstream's response head, after the request was sent.
     #[serde(default = "default_request_timeout", with = "super::types::duration")]
     pub request_timeout: Duration,
+    /// Longest pause between two reads of the response body; past it the response is cut.
+    #[serde(default = "default_read_timeout", with = "super::types::duration")]
+    pub read_timeout: Duration,
     /// Speak HTTP/2 to the targets (prior knowledge on plain TCP, ALPN with TLS).
     #[serde(default)]
     pub http2: bool,
@@ -281,6 +320,8 @@ pub struct Route {
     /// Replace the matched `path_prefix` with this before forwarding.
     pub rewrite_prefix: Option<Spanned<PathPrefix>>,
     pub upstream: Spanned<String>,
+    /// Largest request body on this route (default: `[server] max_body`); 413 above.
+    pub max_body: Option<ByteSize>,
     /// The plugin chain, run in this order: `"name"` or `{ name = "...", config = { ... } }`.
     #[serde(default)]
     pub plugins: Vec<Spanned<PluginRef>>,
@@ -480,13 +521,15 @@ impl<'de> Deserialize<'de> for Target {
     }
 }
 
+/// Loopback only: listening on every interface is something to ask for, not a default.
 fn default_listeners() -> Vec<Spanned<Listener>> {
     vec![Spanned::new(
         0..0,
         Listener {
-            address: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            address: SocketAddr::from(([127, 0, 0, 1], 8080)),
             tls: None,
             http2: true,
+            max_connections: None,
         },
     )]
 }
@@ -501,6 +544,24 @@ fn default_shutdown_timeout() -> Duration {
 }
 fn default_header_timeout() -> Duration {
     Duration::from_secs(30)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_body_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_read_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_ping_interval() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_header_size() -> ByteSize {
+    ByteSize(32 << 10)
+}
+fn default_max_body() -> ByteSize {
+    ByteSize(16 << 20)
 }
 fn default_connect_timeout() -> Duration {
     Duration::from_secs(5)

@@ -216,6 +216,38 @@ pub mod socket_addr {
     }
 }
 
+/// `[server] workers`: 1 to 1024 threads, checked when read so that `check` refuses what `run`
+/// could not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "i64", into = "u64")]
+pub struct WorkerCount(usize);
+
+pub const MAX_WORKERS: usize = 1024;
+
+impl WorkerCount {
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for WorkerCount {
+    type Error = String;
+    fn try_from(n: i64) -> Result<Self, String> {
+        match usize::try_from(n) {
+            Ok(w @ 1..=MAX_WORKERS) => Ok(WorkerCount(w)),
+            _ => Err(format!(
+                "workers = {n} is out of range: give 1 to {MAX_WORKERS} (one per core is usual), or remove the key to use one per core"
+            )),
+        }
+    }
+}
+
+impl From<WorkerCount> for u64 {
+    fn from(w: WorkerCount) -> u64 {
+        w.0 as u64
+    }
+}
+
 /// A size: `"64MiB"`, `"512KiB"`, `"1GiB"`, `"1MB"` or a number of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ByteSize(pub usize);

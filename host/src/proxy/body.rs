@@ -13,12 +13,19 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
-use crate::upstream::Lease;
+use super::stall::StallTimer;
+use crate::upstream::{BoxError, Lease};
 
 pub enum Inner {
-    Upstream(Incoming),
+    /// The upstream's body, cut when it stalls past the upstream's `read_timeout`.
+    Upstream(Incoming, StallTimer),
     Full(Full<Bytes>),
 }
+
+/// The upstream stopped sending its body; the client's response is cut short.
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream sent no response body data for {0:?} (read_timeout)")]
+pub struct UpstreamStalled(std::time::Duration);
 
 /// What the access log says of one request; written when the response body ends.
 pub struct AccessRecord {
@@ -40,9 +47,9 @@ pub struct ResponseBody {
 }
 
 impl ResponseBody {
-    pub fn upstream(body: Incoming, lease: Lease) -> Self {
+    pub fn upstream(body: Incoming, lease: Lease, stall: StallTimer) -> Self {
         ResponseBody {
-            inner: Inner::Upstream(body),
+            inner: Inner::Upstream(body, stall),
             bytes: 0,
             log: None,
             lease: Some(lease),
@@ -67,14 +74,27 @@ impl From<Bytes> for ResponseBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let polled = match &mut self.inner {
-            Inner::Upstream(b) => Pin::new(b).poll_frame(cx),
+            Inner::Upstream(b, stall) => match Pin::new(b).poll_frame(cx) {
+                Poll::Pending => match stall.poll_stalled(cx) {
+                    Poll::Ready(()) => {
+                        let e = UpstreamStalled(stall.timeout());
+                        tracing::warn!(error = %e, "response cut short");
+                        Poll::Ready(Some(Err(e.into())))
+                    }
+                    Poll::Pending => Poll::Pending,
+                },
+                ready => {
+                    stall.progress();
+                    ready.map_err(Into::into)
+                }
+            },
             Inner::Full(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
         };
         match &polled {
@@ -95,14 +115,14 @@ impl Body for ResponseBody {
 
     fn is_end_stream(&self) -> bool {
         match &self.inner {
-            Inner::Upstream(b) => b.is_end_stream(),
+            Inner::Upstream(b, _) => b.is_end_stream(),
             Inner::Full(b) => b.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
-            Inner::Upstream(b) => b.size_hint(),
+            Inner::Upstream(b, _) => b.size_hint(),
             Inner::Full(b) => b.size_hint(),
         }
     }

@@ -6,9 +6,12 @@
 mod body;
 mod headers;
 mod plugins;
+mod request_body;
+mod stall;
 mod upgrade;
 
 pub use body::ResponseBody;
+pub use request_body::ClientBody;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -19,10 +22,10 @@ use http::{HeaderMap, HeaderValue, Request, Response, Version, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use crate::error::{ProxyError, problem};
+use crate::error::{ClientBodyError, ProxyError, problem};
 use crate::router::RequestView;
 use crate::runtime::{RouteTarget, Runtime};
-use crate::upstream::{Body, BoxError, HashSource, Target, Upstream};
+use crate::upstream::{Body, HashSource, Target, Upstream};
 use body::AccessRecord;
 
 /// Facts about the client connection a request arrived on.
@@ -57,7 +60,7 @@ pub async fn handle(
             if status.is_server_error() {
                 tracing::warn!(error = %e, "request failed");
             }
-            problem(status, &e.to_string())
+            problem(status, &e.detail())
         }
     };
     if let Some(r) = record.as_deref_mut() {
@@ -95,6 +98,7 @@ async fn forward(
         r.route = Some(route.name.clone());
     }
     let pq = upstream_path(&req, route, found.prefix_len)?;
+    let req = limit_body(req, route.max_body, rt.body_read_timeout)?;
     let fwd = Forward {
         conn,
         route,
@@ -104,10 +108,7 @@ async fn forward(
         host,
     };
     match &route.chain {
-        None => {
-            let req = req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync());
-            send(fwd, req, record).await
-        }
+        None => send(fwd, req.map(|b| b.boxed_unsync()), record).await,
         // Boxed: the plugin path's state stays out of the plain path's future.
         Some(chain) => {
             let params = found
@@ -196,7 +197,8 @@ pub(crate) async fn send(
     // forward
     let (mut resp, mut lease) = upstream
         .send(&target, Request::from_parts(parts, body))
-        .await?;
+        .await
+        .map_err(ProxyError::from_upstream)?;
 
     // the response as the client sees it
     let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
@@ -210,15 +212,41 @@ pub(crate) async fn send(
     headers::strip_hop_by_hop(&mut parts.headers, switching && upgrade);
     headers::add_via(&mut parts.headers, parts.version);
     parts.version = incoming_version;
+    let stall = stall::StallTimer::new(upstream.config.read_timeout);
     Ok(Response::from_parts(
         parts,
-        ResponseBody::upstream(body, lease),
+        ResponseBody::upstream(body, lease, stall),
     ))
+}
+
+/// The client's body, bounded by the route's `max_body` and the body read timeout. A declared
+/// length over the limit is refused before anything is read or forwarded.
+fn limit_body(
+    req: Request<Incoming>,
+    max_body: u64,
+    timeout: std::time::Duration,
+) -> Result<Request<ClientBody>, ProxyError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_body) {
+        return Err(ClientBodyError::TooLarge { limit: max_body }.into());
+    }
+    Ok(req.map(|b| ClientBody::new(b, max_body, stall::StallTimer::new(timeout))))
 }
 
 /// The host the client asked for: the URI's authority (HTTP/2, absolute form) or `Host`. As a
 /// header value, so forwarding it is a reference-count bump, not a copy.
 fn request_host(req: &Request<Incoming>) -> Result<HeaderValue, ProxyError> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    if hosts.next().is_some() && hosts.next().is_some() {
+        // Two hosts can route one way here and another way upstream (RFC 9112 §3.2: 400).
+        return Err(ProxyError::BadRequest(
+            "the request has more than one Host header".into(),
+        ));
+    }
     if let Some(a) = req.uri().authority() {
         return HeaderValue::from_str(a.as_str())
             .map_err(|_| ProxyError::BadRequest("the authority is not a valid host".into()));

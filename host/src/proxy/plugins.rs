@@ -10,21 +10,19 @@
 
 use std::sync::Arc;
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-
 use super::body::AccessRecord;
-use super::{Forward, ResponseBody, send};
-use crate::error::{ProxyError, problem};
+use super::{ClientBody, Forward, ResponseBody, send};
+use crate::error::{ClientBodyError, ProxyError, problem};
 use crate::plugin::{Chain, Exchange, Phase, Reply, ResponseState, Verdict};
 use crate::upstream::BoxError;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
 
 pub(super) async fn forward(
     chain: &Chain,
     mut fwd: Forward<'_>,
     params: Vec<(Arc<str>, String)>,
-    req: Request<Incoming>,
+    req: Request<ClientBody>,
     record: Option<&mut AccessRecord>,
 ) -> Result<Response<ResponseBody>, ProxyError> {
     let (mut parts, body) = req.into_parts();
@@ -62,9 +60,10 @@ pub(super) async fn forward(
                 return Ok(respond(chain, ex, resp, all).await);
             }
             Err(e) => {
-                return Err(ProxyError::BadRequest(format!(
-                    "reading the request body: {e}"
-                )));
+                return Err(match ClientBodyError::find(&*e) {
+                    Some(b) => b.clone().into(),
+                    None => ProxyError::BadRequest(format!("reading the request body: {e}")),
+                });
             }
         };
         ex.body = Some(bytes);
@@ -79,7 +78,7 @@ pub(super) async fn forward(
             .map_err(|never| -> BoxError { match never {} })
             .boxed_unsync()
     } else {
-        body.map_err(|e| Box::new(e) as BoxError).boxed_unsync()
+        body.boxed_unsync()
     };
 
     // Response phases still read the request (e.g. its Origin): keep a copy for them.
@@ -99,7 +98,7 @@ pub(super) async fn forward(
             if e.status().is_server_error() {
                 tracing::warn!(error = %e, "request failed");
             }
-            problem(e.status(), &e.to_string())
+            problem(e.status(), &e.detail())
         }
     };
     Ok(respond(chain, ex, resp, all).await)

@@ -1,7 +1,12 @@
 //! Listeners: accept, terminate TLS, speak HTTP/1.1 or HTTP/2 (ALPN, or prior knowledge on plain
 //! TCP), hand each request to the proxy, and drain connections on shutdown.
 
+mod conn;
+mod limit;
 pub mod tls;
+
+pub use conn::Deadlines;
+pub use limit::ConnectionLimits;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +18,10 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::time::Instant;
+
+use conn::{Activity, Guarded, Tracked};
+use limit::Permits;
 
 use crate::config::{Listener, Server};
 use crate::proxy::{self, ConnInfo};
@@ -34,28 +43,51 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-/// The HTTP settings of one listener.
+/// The HTTP settings of one listener. Head and idle deadlines are the socket guard's
+/// (`conn.rs`), so hyper's own header timer is off.
 pub fn http_builder(listener: &Listener, server: &Server) -> auto::Builder<TokioExecutor> {
+    let max_head = server
+        .max_header_size
+        .bytes()
+        .max(crate::config::MIN_HEADER_SIZE);
     let mut b = auto::Builder::new(TokioExecutor::new());
+    // hyper answers 431 itself when a head does not fit in its buffer.
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(server.header_read_timeout)
+        .header_read_timeout(None)
+        .max_buf_size(max_head)
         .keep_alive(true);
-    b.http2().timer(TokioTimer::new());
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX))
+        .keep_alive_interval(server.http2_ping_interval)
+        .keep_alive_timeout(server.http2_ping_interval);
     if listener.http2 { b } else { b.http1_only() }
 }
 
-/// Accepts on `listener` until `stop` turns true. Each connection is registered with `graceful`
-/// so shutdown can wait for it.
+/// What every connection of a listener shares.
+pub struct Serving {
+    pub index: usize,
+    pub builder: auto::Builder<TokioExecutor>,
+    pub deadlines: Deadlines,
+    pub shared: Arc<Shared>,
+}
+
+/// Accepts on `listener` until `stop` turns true, while the connection limits allow: at a
+/// limit, new connections wait in the kernel's backlog rather than fail. Each connection is
+/// registered with `graceful` so shutdown can wait for it.
 pub async fn accept_loop(
     listener: TcpListener,
-    index: usize,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    shared: Arc<Shared>,
+    serving: Arc<Serving>,
+    limits: Arc<ConnectionLimits>,
     graceful: Arc<GracefulShutdown>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
+        let permits = tokio::select! {
+            p = limits.acquire(serving.index) => p,
+            _ = stop.changed() => return,
+        };
         let (stream, client) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -72,55 +104,94 @@ pub async fn accept_loop(
         tokio::spawn(serve_connection(
             stream,
             client,
-            index,
-            builder.clone(),
-            shared.clone(),
+            serving.clone(),
             graceful.watcher(),
+            permits,
         ));
     }
 }
 
+/// Waits for the client's first bytes before anything else is set up, so a connection that
+/// sends nothing costs only its socket and this small task until its deadline closes it.
 async fn serve_connection(
     stream: TcpStream,
     client: SocketAddr,
-    index: usize,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    shared: Arc<Shared>,
+    serving: Arc<Serving>,
     watcher: Watcher,
+    _permits: Permits,
 ) {
+    let accepted = Instant::now();
+    let deadline = accepted + serving.deadlines.header;
+    if tokio::time::timeout_at(deadline, stream.readable())
+        .await
+        .is_err()
+    {
+        tracing::debug!(%client, "closed a connection that sent nothing");
+        return;
+    }
+    Box::pin(serve_http(stream, client, serving, watcher, accepted)).await;
+}
+
+async fn serve_http(
+    stream: TcpStream,
+    client: SocketAddr,
+    serving: Arc<Serving>,
+    watcher: Watcher,
+    accepted: Instant,
+) {
+    let shared = serving.shared.clone();
     // The TLS settings in force when the connection arrived; a reload can rotate certificates.
-    let acceptor = shared.current.load().tls.get(index).cloned().flatten();
+    let acceptor = shared
+        .current
+        .load()
+        .tls
+        .get(serving.index)
+        .cloned()
+        .flatten();
     let conn = ConnInfo {
         client,
         tls: acceptor.is_some(),
     };
+    let activity = Arc::new(Activity::default());
+    let requests = activity.clone();
     let service = service_fn(move |req| {
         // Each request runs to its end on the config it started with.
         let rt = shared.current.load_full();
-        async move { Ok::<_, std::convert::Infallible>(proxy::handle(rt, conn, req).await) }
+        let in_flight = requests.start();
+        async move {
+            let resp = proxy::handle(rt, conn, req).await;
+            if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                in_flight.upgraded();
+            }
+            Ok::<_, std::convert::Infallible>(resp.map(|b| Tracked::new(b, in_flight)))
+        }
     });
+    let deadlines = serving.deadlines;
+    let builder = &serving.builder;
     let result = match acceptor {
         Some(acceptor) => {
-            let tls =
-                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%client, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%client, "TLS handshake timed out");
-                        return;
-                    }
-                };
+            let handshake = TLS_HANDSHAKE_TIMEOUT.min(deadlines.header);
+            let tls = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%client, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%client, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let io = Guarded::new(tls, activity, deadlines, accepted);
             let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                .serve_connection_with_upgrades(TokioIo::new(io), service)
                 .into_owned();
             watcher.watch(conn).await
         }
         None => {
+            let io = Guarded::new(stream, activity, deadlines, accepted);
             let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .serve_connection_with_upgrades(TokioIo::new(io), service)
                 .into_owned();
             watcher.watch(conn).await
         }

@@ -3,8 +3,8 @@
 //! start or go away later: every operation is bounded by the configured timeout and fails with
 //! `Unavailable` meanwhile, and the plugins decide what that means for a request.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
@@ -16,6 +16,61 @@ pub struct RedisStore {
     timeout: Duration,
     prefix: String,
     incr: redis::Script,
+    breaker: Breaker,
+}
+
+/// While Redis is known to be down, calls fail at once instead of each waiting out the timeout:
+/// one call per `RETRY` goes through as a probe, and the first success closes the breaker.
+struct Breaker {
+    start: Instant,
+    /// Milliseconds since `start` until which calls fail fast; 0 while Redis answers.
+    open_until: AtomicU64,
+}
+
+const RETRY: Duration = Duration::from_millis(500);
+
+impl Breaker {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether this call may go to Redis: always while closed; once per `RETRY` while open.
+    fn admit(&self) -> bool {
+        let until = self.open_until.load(Ordering::Relaxed);
+        if until == 0 {
+            return true;
+        }
+        let now = self.now_ms();
+        now >= until
+            && self
+                .open_until
+                .compare_exchange(
+                    until,
+                    now + retry_ms(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    fn trip(&self) {
+        let was = self
+            .open_until
+            .swap(self.now_ms() + retry_ms(), Ordering::Relaxed);
+        if was == 0 {
+            tracing::warn!("redis is unreachable: store calls fail fast, retrying every {RETRY:?}");
+        }
+    }
+
+    fn reset(&self) {
+        if self.open_until.swap(0, Ordering::Relaxed) != 0 {
+            tracing::info!("redis answers again");
+        }
+    }
+}
+
+fn retry_ms() -> u64 {
+    RETRY.as_millis() as u64
 }
 
 /// INCRBY, and a TTL for a key that has none yet (one that INCRBY just created), atomically.
@@ -35,8 +90,7 @@ impl RedisStore {
         connect_timeout: Duration,
         prefix: &str,
     ) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Invalid(format!("redis url `{url}`: {e}")))?;
+        let client = redis::Client::open(url).map_err(|e| StoreError::Invalid(url_error(&e)))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(timeout))
@@ -52,7 +106,18 @@ impl RedisStore {
             timeout,
             prefix: prefix.to_string(),
             incr: redis::Script::new(INCR),
+            breaker: Breaker {
+                start: Instant::now(),
+                open_until: AtomicU64::new(0),
+            },
         })
+    }
+
+    /// Whether `url` is one the client can use (checked by `wasmgate check` and at reload).
+    pub fn check_url(url: &str) -> Result<(), String> {
+        redis::Client::open(url)
+            .map(drop)
+            .map_err(|e| url_error(&e))
     }
 
     fn conn(&self) -> ConnectionManager {
@@ -69,7 +134,12 @@ impl RedisStore {
         &self,
         op: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, op).await {
+        if !self.breaker.admit() {
+            return Err(StoreError::Unavailable(
+                "redis is down (failing fast until it answers again)".into(),
+            ));
+        }
+        let result = match tokio::time::timeout(self.timeout, op).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) if is_outage(&e) => Err(StoreError::Unavailable(e.to_string())),
             // WRONGTYPE, "not an integer", ...: the caller's misuse, not an outage.
@@ -78,7 +148,12 @@ impl RedisStore {
                 "no answer from redis within {:?}",
                 self.timeout
             ))),
+        };
+        match &result {
+            Err(StoreError::Unavailable(_)) => self.breaker.trip(),
+            _ => self.breaker.reset(),
         }
+        result
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -124,6 +199,14 @@ impl RedisStore {
         self.run(async move { inv.invoke_async(&mut c).await })
             .await
     }
+}
+
+/// The parse error alone: the URL may hold a password, which must not reach logs.
+fn url_error(e: &redis::RedisError) -> String {
+    format!(
+        "not a valid redis URL ({}); write redis://[user:password@]host:port[/db]",
+        e.detail().unwrap_or("unparseable")
+    )
 }
 
 fn millis(d: Duration) -> u64 {

@@ -35,8 +35,13 @@ pub enum UpstreamError {
     ConnectTimeout { target: String, timeout: Duration },
     #[error("{target} did not answer within {timeout:?}")]
     Timeout { target: String, timeout: Duration },
-    #[error("{target} failed: {reason}")]
-    Failed { target: String, reason: String },
+    #[error("{target} failed: {}", chain(source))]
+    Failed {
+        target: String,
+        source: hyper::Error,
+    },
+    #[error("{target} closed the connection before the request was sent")]
+    Closed { target: String },
     #[error("invalid upstream request: {0}")]
     Request(String),
 }
@@ -197,9 +202,9 @@ impl Upstream {
         mut req: Request<Body>,
         lease: &mut Lease,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let failed = |e: hyper::Error| UpstreamError::Failed {
+        let failed = |source: hyper::Error| UpstreamError::Failed {
             target: target.authority.to_string(),
-            reason: chain(&e),
+            source,
         };
         loop {
             // A pooled connection may have been closed by the target meanwhile; a request that
@@ -216,9 +221,8 @@ impl Upstream {
                         if pooled {
                             continue;
                         }
-                        return Err(UpstreamError::Failed {
+                        return Err(UpstreamError::Closed {
                             target: target.authority.to_string(),
-                            reason: "connection closed before the request".into(),
                         });
                     }
                     let r = s.try_send_request(req).await;

@@ -1,6 +1,9 @@
 //! The admin listener (loopback by default): liveness, readiness, the active config, upstream
 //! health, and a reload trigger.
 
+mod guard;
+mod redact;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -35,6 +38,14 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 
 async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let rt = shared.current.load_full();
+    if let Err((status, why)) = guard::check(
+        req.method(),
+        req.uri().path(),
+        req.headers(),
+        &rt.loaded.config.admin,
+    ) {
+        return crate::error::problem(status, why);
+    }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => reply(StatusCode::OK, json!({ "status": "ok" })),
         (&Method::GET, "/readyz") if shared.is_draining() => reply(
@@ -50,7 +61,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
             json!({
                 "generation": rt.generation,
                 "path": rt.loaded.path,
-                "config": redacted(&rt.loaded.config),
+                "config": redact::redacted(&rt.loaded.config, &rt.loaded.secrets),
             }),
         ),
         (&Method::GET, "/upstreams") => {
@@ -111,25 +122,4 @@ fn reply(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
         http::HeaderValue::from_static("application/json"),
     );
     r
-}
-
-/// The config as `/config` shows it: plugin `config` tables can hold secrets (keys, passwords),
-/// so only their key names are shown.
-fn redacted(c: &crate::config::Config) -> serde_json::Value {
-    let mut v = serde_json::to_value(c).unwrap_or_default();
-    if let Some(routes) = v.get_mut("routes").and_then(|r| r.as_array_mut()) {
-        for route in routes {
-            let Some(plugins) = route.get_mut("plugins").and_then(|p| p.as_array_mut()) else {
-                continue;
-            };
-            for p in plugins {
-                if let Some(cfg) = p.get_mut("config").and_then(|c| c.as_object_mut()) {
-                    for value in cfg.values_mut() {
-                        *value = json!("(redacted)");
-                    }
-                }
-            }
-        }
-    }
-    v
 }
