@@ -228,6 +228,24 @@ where
 
 // ---------------------------------------------------------------- the gateway process
 
+/// Keys added to the harness's `[server]` and `[admin]` tables, and an open-file limit (soft and
+/// hard) to start the gateway under, as a small host would have.
+#[derive(Default)]
+pub struct Settings {
+    pub server: String,
+    pub admin: String,
+    pub nofile: Option<u64>,
+}
+
+impl Settings {
+    pub fn server(keys: &str) -> Settings {
+        Settings {
+            server: keys.to_string(),
+            ..Settings::default()
+        }
+    }
+}
+
 pub struct Gateway {
     pub port: u16,
     pub admin: u16,
@@ -249,17 +267,24 @@ impl Drop for Gateway {
 impl Gateway {
     /// The config the harness writes: one plain listener, the admin, JSON access logs, then `extra`.
     pub fn config(port: u16, admin: u16, extra: &str) -> String {
+        Self::config_with(port, admin, &Settings::default(), extra)
+    }
+
+    /// The same, with more keys in `[server]` and `[admin]`.
+    pub fn config_with(port: u16, admin: u16, settings: &Settings, extra: &str) -> String {
         format!(
             r#"[server]
 workers = 2
 shutdown_timeout = "10s"
 plugin_cache = "{cache}"
+{server}
 
 [[listeners]]
 address = "127.0.0.1:{port}"
 
 [admin]
 address = "127.0.0.1:{admin}"
+{admin_keys}
 
 [log]
 level = "info"
@@ -267,8 +292,17 @@ format = "json"
 
 {extra}
 "#,
-            cache = plugin_cache().display()
+            cache = plugin_cache().display(),
+            server = settings.server,
+            admin_keys = settings.admin,
         )
+    }
+
+    /// Starts the gateway with extra `[server]` / `[admin]` keys.
+    pub async fn start_with(settings: &Settings, extra: &str) -> Gateway {
+        let (port, admin) = (free_port(), free_port());
+        let text = Self::config_with(port, admin, settings, extra);
+        Self::spawn(port, admin, &text, settings.nofile).await
     }
 
     pub async fn start(extra: &str) -> Gateway {
@@ -278,6 +312,10 @@ format = "json"
 
     /// Starts the binary on a complete config text.
     pub async fn start_text(port: u16, admin: u16, text: &str) -> Gateway {
+        Self::spawn(port, admin, text, None).await
+    }
+
+    async fn spawn(port: u16, admin: u16, text: &str, nofile: Option<u64>) -> Gateway {
         // Load tests hold a thousand connections on each side in this process.
         static FDS: std::sync::Once = std::sync::Once::new();
         FDS.call_once(|| {
@@ -287,7 +325,18 @@ format = "json"
         let config_path = dir.join("gateway.toml");
         std::fs::write(&config_path, text).expect("write config");
         let log = std::fs::File::create(dir.join("gateway.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_wasmgate"))
+        let mut cmd = match nofile {
+            // prlimit execs the gateway: the child's pid is the gateway's.
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_wasmgate"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_wasmgate")),
+        };
+        let child = cmd
             .arg("run")
             .arg("-c")
             .arg(&config_path)
@@ -333,6 +382,18 @@ format = "json"
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default()
+    }
+
+    /// Waits until the log holds `needle` (the log is written off the request path).
+    pub async fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the log never said {needle:?}; log:\n{}", self.log());
     }
 
     /// Resident memory of the gateway process, from /proc.

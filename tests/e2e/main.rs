@@ -4,6 +4,7 @@ mod harness;
 mod jwt;
 
 mod balance;
+mod edge;
 mod errors;
 mod lifecycle;
 mod plugins;

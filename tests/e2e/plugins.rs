@@ -317,7 +317,7 @@ async fn trap_fails_closed_or_open_as_configured() {
         assert!(line.contains("kind=\"trap\"") && line.contains(&format!("fail=\"{fail}\"")));
         assert!(line.ends_with(" 1"), "{line}");
     }
-    assert!(gw.log().contains("fail = \\\"open\\\": skipped"));
+    gw.wait_log("fail = \\\"open\\\": skipped").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -183,6 +183,37 @@ async fn redis_down_falls_back_to_local_counting_and_reconnects() {
     }
 }
 
+/// While Redis is down the store fails fast instead of making every request wait out its
+/// timeout: the chain keeps answering at speed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_fails_fast() {
+    let mut redis = Redis::start().await;
+    let a = Upstream::echo("a").await;
+    let store = format!(
+        "[store]\nbackend = \"redis\"\nurl = \"{}\"\ntimeout = \"2s\"\n",
+        redis.url()
+    );
+    let gw = Gateway::start(&limited(
+        &a,
+        &store,
+        r#"{ limit = 1000, window_s = 60, algorithm = "fixed_window" }"#,
+    ))
+    .await;
+    assert_eq!(as_user(&gw, "fay", "free").await.status, 200);
+    redis.stop();
+    // 40 requests, each with a store call: waiting out the 2 s timeout each would take 80 s.
+    let started = std::time::Instant::now();
+    for _ in 0..40 {
+        assert_eq!(as_user(&gw, "fay", "free").await.status, 200);
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "40 requests took {took:?} with redis down"
+    );
+    gw.wait_log("store calls fail fast").await;
+}
+
 fn sha256_hex(s: &str) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(s.as_bytes())

@@ -51,7 +51,7 @@ async fn hundred_mib_each_way_keeps_rss_flat() {
     .await;
     let cfg = upstream_block("sink", &[&sink], "")
         + &upstream_block("source", &[&source], "")
-        + "[[routes]]\npath = \"/up\"\nupstream = \"sink\"\n"
+        + "[[routes]]\npath = \"/up\"\nupstream = \"sink\"\nmax_body = \"128MiB\"\n"
         + "[[routes]]\npath = \"/down\"\nupstream = \"source\"\n";
     let gw = Gateway::start(&cfg).await;
     // Warm up the allocator and the pools with a small request each way.

@@ -98,7 +98,8 @@ async fn forward(
         r.route = Some(route.name.clone());
     }
     let pq = upstream_path(&req, route, found.prefix_len)?;
-    let req = limit_body(req, route.max_body, rt.body_read_timeout)?;
+    let mut req = limit_body(req, route.max_body, rt.body_read_timeout)?;
+    req.body_mut().read_first().await?;
     let fwd = Forward {
         conn,
         route,

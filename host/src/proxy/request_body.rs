@@ -1,6 +1,8 @@
 //! The client's request body on its way upstream (or into a body plugin): streamed, cut when it
 //! passes the route's `max_body` or stalls longer than `body_read_timeout`, and a malformed one
-//! (a bad chunk size, a short body) reported as the client's fault.
+//! (a bad chunk size, a short body) reported as the client's fault. The first piece is read
+//! before anything is forwarded, so a body that is malformed from its start never reaches an
+//! upstream.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -19,6 +21,8 @@ pub struct ClientBody {
     remaining: u64,
     limit: u64,
     stall: StallTimer,
+    /// Read ahead by `read_first`, handed out before the rest.
+    first: Option<Frame<Bytes>>,
 }
 
 impl ClientBody {
@@ -28,6 +32,27 @@ impl ClientBody {
             remaining: limit,
             limit,
             stall,
+            first: None,
+        }
+    }
+
+    /// Reads the body's first piece (if it has a body), so that a body refused from its start
+    /// is refused before the request goes anywhere.
+    pub async fn read_first(&mut self) -> Result<(), ClientBodyError> {
+        if self.inner.is_end_stream() {
+            return Ok(());
+        }
+        let polled = std::future::poll_fn(|cx| Pin::new(&mut *self).poll_frame(cx)).await;
+        match polled {
+            Some(Ok(frame)) => {
+                self.first = Some(frame);
+                Ok(())
+            }
+            Some(Err(e)) => Err(match e.downcast::<ClientBodyError>() {
+                Ok(b) => *b,
+                Err(other) => ClientBodyError::Malformed(other.to_string()),
+            }),
+            None => Ok(()),
         }
     }
 }
@@ -41,6 +66,9 @@ impl Body for ClientBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if let Some(frame) = this.first.take() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.stall.progress();
@@ -71,10 +99,21 @@ impl Body for ClientBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.first.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let inner = self.inner.size_hint();
+        let Some(data) = self.first.as_ref().and_then(Frame::data_ref) else {
+            return inner;
+        };
+        let n = data.len() as u64;
+        // Upper first: `set_lower` insists on lower <= upper.
+        let mut hint = SizeHint::new();
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + n);
+        }
+        hint.set_lower(inner.lower() + n);
+        hint
     }
 }
