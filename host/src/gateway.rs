@@ -83,12 +83,14 @@ pub async fn run(loaded: Loaded) -> Result<(), StartError> {
         .collect();
     let limits = Arc::new(crate::server::ConnectionLimits::new(
         &per_listener,
+        cfg.server.max_connections,
         open_file_limit(),
     ));
     tracing::info!(
         connections = limits.total(),
-        "client connections capped by the open-file limit"
+        "client connections capped ([server] max_connections, or half the open-file limit)"
     );
+    crate::server::trim::spawn(limits.clone());
     let deadlines = crate::server::Deadlines {
         header: cfg.server.header_read_timeout,
         idle: cfg.server.idle_timeout,

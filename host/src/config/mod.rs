@@ -252,6 +252,12 @@ fn validate_server(c: &Config, loc: &Locator, errs: &mut Vec<ConfigError>) {
             format!("[server] max_header_size = {header} bytes is out of range: give 8KiB to 1MiB (nginx allows 32KiB by default)"),
         ));
     }
+    if s.max_connections == Some(0) {
+        errs.push(loc.at(
+            0..0,
+            "[server] max_connections = 0 would refuse every client; give a positive number or remove the key",
+        ));
+    }
     for l in &c.listeners {
         if let Some(m) = &l.get_ref().max_connections
             && *m.get_ref() == 0

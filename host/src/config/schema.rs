@@ -68,6 +68,9 @@ pub struct Server {
     /// Largest request body on every route that does not set its own `max_body`; 413 above.
     #[serde(default = "default_max_body")]
     pub max_body: ByteSize,
+    /// Client connections the whole process holds at once (more wait in the backlog). By
+    /// default half the open-file limit, since each may need an upstream connection too.
+    pub max_connections: Option<usize>,
     /// Serve a config that has no routes (every request then gets 404). Off, such a config is
     /// refused, since it is almost always a mistake (an empty or truncated file).
     #[serde(default)]
@@ -91,6 +94,7 @@ impl Default for Server {
             http2_ping_interval: default_ping_interval(),
             max_header_size: default_max_header_size(),
             max_body: default_max_body(),
+            max_connections: None,
             allow_empty: false,
             watch_config: true,
             plugin_cache: None,

@@ -4,7 +4,7 @@
 //! accepted as others close.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -20,6 +20,8 @@ pub struct ConnectionLimits {
     start: Instant,
     /// Seconds since `start` of the last "limit reached" warning, to log it once a minute.
     warned_at: AtomicU64,
+    /// Most connections open at once since `take_peak` last asked.
+    peak: AtomicUsize,
 }
 
 /// A connection's places under the caps, given back when it closes.
@@ -29,9 +31,25 @@ pub struct Permits {
 }
 
 impl ConnectionLimits {
-    /// `per_listener[i]` is listener i's `max_connections`; `open_files` the process's limit.
-    pub fn new(per_listener: &[Option<usize>], open_files: u64) -> Self {
-        let total_max = fd_budget(open_files);
+    /// `per_listener[i]` is listener i's `max_connections`, `total` the server's, and
+    /// `open_files` the process's limit.
+    pub fn new(per_listener: &[Option<usize>], total: Option<usize>, open_files: u64) -> Self {
+        let total_max = match total {
+            None => fd_budget(open_files),
+            Some(n) => {
+                let most = usize::try_from(open_files.saturating_sub(RESERVED_FDS))
+                    .unwrap_or(usize::MAX)
+                    .clamp(16, Semaphore::MAX_PERMITS);
+                if n > most {
+                    tracing::warn!(
+                        max_connections = n,
+                        open_files,
+                        "[server] max_connections is above what the open-file limit allows; capped at {most}"
+                    );
+                }
+                n.min(most)
+            }
+        };
         ConnectionLimits {
             total: Arc::new(Semaphore::new(total_max)),
             total_max,
@@ -46,12 +64,24 @@ impl ConnectionLimits {
                 .collect(),
             start: Instant::now(),
             warned_at: AtomicU64::new(0),
+            peak: AtomicUsize::new(0),
         }
     }
 
     /// Client connections the whole process may hold at once.
     pub fn total(&self) -> usize {
         self.total_max
+    }
+
+    /// Client connections open now.
+    pub fn open(&self) -> usize {
+        self.total_max - self.total.available_permits()
+    }
+
+    /// The most connections open at once since the last call, and how many are open now.
+    pub fn take_peak(&self) -> (usize, usize) {
+        let open = self.open();
+        (self.peak.swap(open, Ordering::Relaxed).max(open), open)
     }
 
     /// Waits until listener `index` may accept one more connection.
@@ -66,6 +96,7 @@ impl ConnectionLimits {
         let total = self
             .take(&self.total, self.total_max, "the open-file limit")
             .await;
+        self.peak.fetch_max(self.open(), Ordering::Relaxed);
         Permits {
             _listener: listener,
             _total: total,
@@ -122,7 +153,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_listener_waits_until_a_connection_closes() {
-        let limits = Arc::new(ConnectionLimits::new(&[Some(2)], 1 << 20));
+        let limits = Arc::new(ConnectionLimits::new(&[Some(2)], None, 1 << 20));
         let a = limits.acquire(0).await;
         let _b = limits.acquire(0).await;
         let waiting = tokio::spawn({

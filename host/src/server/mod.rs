@@ -4,6 +4,7 @@
 mod conn;
 mod limit;
 pub mod tls;
+pub mod trim;
 
 pub use conn::Deadlines;
 pub use limit::ConnectionLimits;
