@@ -426,4 +426,79 @@ mod tests {
         assert_eq!(find(&r, "h", "/a?x=1&v=2"), Some("v2"));
         assert_eq!(find(&r, "h", "/a?v=20"), Some("first"));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn path_match() -> impl Strategy<Value = PathMatch> {
+            // As the config allows them: patterns may have `{param}` segments, prefixes are
+            // literal.
+            let literal = "[a-z0-9._~%*-]{0,6}";
+            let seg = prop_oneof![literal, "\\{[a-z]{1,3}\\}"];
+            let pattern =
+                prop::collection::vec(seg, 0..5).prop_map(|s| format!("/{}", s.join("/")));
+            let prefix =
+                prop::collection::vec(literal, 0..5).prop_map(|s| format!("/{}", s.join("/")));
+            prop_oneof![
+                Just(PathMatch::Any),
+                pattern.prop_map(PathMatch::Pattern),
+                prefix.prop_map(PathMatch::Prefix),
+            ]
+        }
+
+        fn route() -> impl Strategy<Value = RouteSpec> {
+            (
+                prop::collection::vec(
+                    prop_oneof!["[a-z]{1,5}\\.test", "\\*\\.[a-z]{1,5}\\.test"],
+                    0..2,
+                ),
+                path_match(),
+                -3i32..3,
+            )
+                .prop_map(|(hosts, path, priority)| RouteSpec {
+                    hosts,
+                    path,
+                    priority,
+                    ..spec(PathMatch::Any)
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Whatever the routes and the request, lookup answers without panicking, and the
+            /// parameters it returns are ranges of the request path.
+            #[test]
+            fn lookup_never_panics(
+                routes in prop::collection::vec(route(), 0..8),
+                host in "[A-Za-z0-9.:*\\[\\]-]{0,24}",
+                path in prop_oneof!["/[a-z0-9/{}%.*-]{0,30}", Just("*".to_string())],
+            ) {
+                let r = Router::new(routes.into_iter().enumerate().map(|(i, s)| (s, i)));
+                let headers = HeaderMap::new();
+                let found = r.lookup(&RequestView {
+                    host: &host,
+                    path: &path,
+                    query: None,
+                    method: &Method::GET,
+                    headers: &headers,
+                });
+                if let Some(m) = found {
+                    prop_assert!(m.prefix_len <= path.len());
+                    for (_, range) in &m.params {
+                        prop_assert!(path.get(range.clone()).is_some());
+                    }
+                }
+            }
+
+            /// A literal path is always found by itself, on any host.
+            #[test]
+            fn a_literal_path_finds_its_route(segs in prop::collection::vec("[a-z0-9]{1,5}", 0..5)) {
+                let path = format!("/{}", segs.join("/"));
+                let r = Router::new([(spec(PathMatch::Pattern(path.clone())), "it")]);
+                prop_assert_eq!(find(&r, "any.test", &path), Some("it"));
+            }
+        }
+    }
 }

@@ -4,6 +4,8 @@
 mod error;
 mod schema;
 mod secrets;
+#[cfg(test)]
+mod tests;
 mod types;
 
 pub use error::{ConfigError, ConfigErrors};

@@ -78,10 +78,14 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, tls: bool, host: &
     static XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
     static XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
     let ip = client.to_string();
-    let xff = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
-        Some(prior) => HeaderValue::try_from(format!("{prior}, {ip}")),
-        None => HeaderValue::try_from(ip),
-    };
+    // Every earlier hop, however many lines the client split them over, then this client.
+    let mut chain = String::new();
+    for prior in headers.get_all(&XFF).iter().filter_map(|v| v.to_str().ok()) {
+        chain.push_str(prior);
+        chain.push_str(", ");
+    }
+    chain.push_str(&ip);
+    let xff = HeaderValue::try_from(chain);
     if let Ok(v) = xff {
         headers.insert(&XFF, v);
     }
@@ -151,5 +155,96 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "a.example");
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn header_map() -> impl Strategy<Value = HeaderMap> {
+            let name = prop_oneof![
+                Just("connection".to_string()),
+                Just("keep-alive".to_string()),
+                Just("te".to_string()),
+                Just("transfer-encoding".to_string()),
+                Just("upgrade".to_string()),
+                Just("proxy-authorization".to_string()),
+                "x-[a-z]{1,4}",
+            ];
+            let value = prop_oneof![
+                "[ -~]{0,12}",
+                Just("close, x-a".to_string()),
+                Just("trailers".to_string()),
+                Just("Upgrade".to_string()),
+            ];
+            prop::collection::vec((name, value), 0..10).prop_map(|pairs| {
+                let mut h = HeaderMap::new();
+                for (k, v) in pairs {
+                    if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
+                        h.append(k, v);
+                    }
+                }
+                h
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// No hop-by-hop header survives, nor any header `Connection` named; everything else
+            /// does, untouched.
+            #[test]
+            fn stripping_leaves_only_end_to_end_headers(h in header_map()) {
+                let named: Vec<String> = h
+                    .get_all(header::CONNECTION)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(','))
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .collect();
+                let mut out = h.clone();
+                strip_hop_by_hop(&mut out, false);
+                for hop in HOP_BY_HOP.iter().filter(|n| **n != header::TE) {
+                    prop_assert!(!out.contains_key(hop), "{hop} survived");
+                }
+                prop_assert!(!out.contains_key(header::UPGRADE));
+                if let Some(te) = out.get(header::TE) {
+                    prop_assert_eq!(te, "trailers");
+                }
+                for (k, v) in &h {
+                    let hop = HOP_BY_HOP.contains(k) || k == header::UPGRADE;
+                    if !hop && !named.iter().any(|n| n == k.as_str()) {
+                        prop_assert!(out.get_all(k).iter().any(|x| x == v), "{k} was lost");
+                    }
+                }
+            }
+
+            /// `X-Forwarded-For` keeps every earlier hop, however the client split them over
+            /// header lines, and ends with the client.
+            #[test]
+            fn forwarded_for_keeps_every_earlier_hop(
+                hops in prop::collection::vec((0u8..=255, 0u8..=255), 0..5),
+                lines in 1usize..3,
+                last in (0u8..=255, 0u8..=255),
+            ) {
+                let hops: Vec<String> = hops.iter().map(|(a, b)| format!("10.0.{a}.{b}")).collect();
+                let mut h = HeaderMap::new();
+                for chunk in hops.chunks(lines) {
+                    h.append("x-forwarded-for", HeaderValue::try_from(chunk.join(", ")).map_err(|e| TestCaseError::fail(e.to_string()))?);
+                }
+                let client = IpAddr::from([192, 168, last.0, last.1]);
+                add_forwarded(&mut h, client, false, &HeaderValue::from_static("a.test"));
+                let all: Vec<&str> = h
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(','))
+                    .map(str::trim)
+                    .collect();
+                let mut want: Vec<String> = hops.clone();
+                want.push(client.to_string());
+                prop_assert_eq!(all, want);
+            }
+        }
     }
 }
