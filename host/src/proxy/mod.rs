@@ -76,6 +76,15 @@ async fn forward(
     req: Request<Incoming>,
     mut record: Option<&mut AccessRecord>,
 ) -> Result<Response<ResponseBody>, ProxyError> {
+    // A target must be ASCII (RFC 3986): raw bytes could be read one way here and another way
+    // upstream.
+    if let Some(pq) = req.uri().path_and_query()
+        && !pq.as_str().bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(ProxyError::BadRequest(
+            "the request target has bytes that are not visible ASCII; percent-encode them".into(),
+        ));
+    }
     // route
     let host = request_host(&req)?;
     let host_str = host.to_str().unwrap_or("");
@@ -253,9 +262,16 @@ fn request_host(req: &Request<Incoming>) -> Result<HeaderValue, ProxyError> {
             .map_err(|_| ProxyError::BadRequest("the authority is not a valid host".into()));
     }
     match req.headers().get(header::HOST) {
-        Some(h) if h.to_str().is_ok() => Ok(h.clone()),
+        // host[:port] only: no user info, nothing an upstream could parse differently.
+        Some(h)
+            if h.is_empty()
+                || (!h.as_bytes().contains(&b'@')
+                    && http::uri::Authority::try_from(h.as_bytes()).is_ok()) =>
+        {
+            Ok(h.clone())
+        }
         Some(_) => Err(ProxyError::BadRequest(
-            "the Host header is not valid text".into(),
+            "the Host header is not a valid host[:port]".into(),
         )),
         None if req.version() == Version::HTTP_10 => Ok(HeaderValue::from_static("")),
         None => Err(ProxyError::BadRequest(
