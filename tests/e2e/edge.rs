@@ -36,14 +36,7 @@ async fn silent_connections_close_at_their_deadline_under_a_descriptor_limit() {
         nofile: Some(1024),
         ..Settings::server("header_read_timeout = \"1s\"")
     };
-    let gw = Gateway::start_with(
-        &settings,
-        &format!(
-            "{}[[routes]]\nupstream = \"up\"\n",
-            upstream_block("up", &[&up], "")
-        ),
-    )
-    .await;
+    let gw = Gateway::start_with(&settings, &route_to(&up)).await;
     // 1,100 connections that never send a byte, and 100 HTTP/2 ones that send the preface and
     // then nothing: more than the 1,024 descriptors the gateway may open.
     let mut silent = Vec::new();
@@ -82,10 +75,7 @@ async fn slow_heads_get_408_and_idle_connections_close() {
     let up = Upstream::echo("up").await;
     let gw = Gateway::start_with(
         &Settings::server("header_read_timeout = \"500ms\"\nidle_timeout = \"700ms\""),
-        &format!(
-            "{}[[routes]]\nupstream = \"up\"\n",
-            upstream_block("up", &[&up], "")
-        ),
+        &route_to(&up),
     )
     .await;
     // Half a head, then nothing (slowloris): 408, then the connection closes.
@@ -298,11 +288,7 @@ async fn bodies_over_max_body_get_413_and_big_heads_431() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_config_is_refused_by_check_reload_and_run() {
     let up = Upstream::echo("up").await;
-    let gw = Gateway::start(&format!(
-        "{}[[routes]]\nupstream = \"up\"\n",
-        upstream_block("up", &[&up], "")
-    ))
-    .await;
+    let gw = Gateway::start(&route_to(&up)).await;
     // Reload: refused, the old config keeps serving.
     gw.write_config_text("");
     let r = send(
@@ -437,11 +423,7 @@ async fn admin_needs_its_token_refuses_foreign_origins_and_hides_secrets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_token_the_admin_answers_only_to_loopback_names() {
     let up = Upstream::echo("up").await;
-    let gw = Gateway::start(&format!(
-        "{}[[routes]]\nupstream = \"up\"\n",
-        upstream_block("up", &[&up], "")
-    ))
-    .await;
+    let gw = Gateway::start(&route_to(&up)).await;
     // DNS rebinding: a page on attacker.example resolved to 127.0.0.1.
     let (ok, out) = curl(&[
         "-o",

@@ -637,6 +637,15 @@ pub fn curl(args: &[&str]) -> (bool, String) {
 }
 
 /// A config block for an upstream named `name` over the given servers.
+/// One upstream with one server, and a catch-all route to it.
+pub fn route_to(up: &Upstream) -> String {
+    format!(
+        "{}[[routes]]\nupstream = \"{}\"\n",
+        upstream_block(&up.name, &[up], ""),
+        up.name
+    )
+}
+
 pub fn upstream_block(name: &str, servers: &[&Upstream], extra: &str) -> String {
     let targets: Vec<String> = servers.iter().map(|s| format!("\"{}\"", s.addr)).collect();
     format!(

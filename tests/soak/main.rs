@@ -70,14 +70,7 @@ async fn ten_thousand_idle_connections_cost_little_and_memory_comes_back() {
             "idle_timeout = \"120s\"\nheader_read_timeout = \"120s\"\nmax_connections = 12000",
         )
     };
-    let gw = Gateway::start_with(
-        &settings,
-        &format!(
-            "{}[[routes]]\nupstream = \"up\"\n",
-            upstream_block("up", &[&up], "")
-        ),
-    )
-    .await;
+    let gw = Gateway::start_with(&settings, &route_to(&up)).await;
     assert_eq!(get(&gw.url("/warm")).await.expect("warm").status, 200);
     let base = settled_rss(&gw).await;
     let mut rounds = Vec::new();
