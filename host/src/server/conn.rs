@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -25,6 +26,9 @@ pub struct Activity {
     changes: AtomicUsize,
     /// After a protocol switch (WebSocket) the connection is a tunnel: no HTTP deadlines.
     upgraded: AtomicBool,
+    /// The socket's reader, woken when the last request ends so that it arms the idle deadline
+    /// even if the client sends nothing more.
+    reader: AtomicWaker,
 }
 
 impl Activity {
@@ -46,8 +50,11 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
+        let last = self.0.active.fetch_sub(1, Ordering::Relaxed) == 1;
         self.0.changes.fetch_add(1, Ordering::Release);
+        if last {
+            self.0.reader.wake();
+        }
     }
 }
 
@@ -178,7 +185,15 @@ impl<S: AsyncRead + AsyncWrite> AsyncRead for Guarded<S> {
                 }
                 Poll::Ready(Ok(()))
             }
-            Poll::Pending if idle => {
+            Poll::Pending if !idle => {
+                activity.reader.register(cx.waker());
+                // The request may have ended between the check and the registration.
+                if activity.active.load(Ordering::Relaxed) == 0 {
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            }
+            Poll::Pending => {
                 if this.deadline.is_none() {
                     let d = if !*this.served {
                         *this.first
@@ -215,7 +230,7 @@ impl<S: AsyncRead + AsyncWrite> AsyncRead for Guarded<S> {
                     "idle connection closed",
                 )))
             }
-            other => other,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
         }
     }
 }
