@@ -58,7 +58,13 @@ pub async fn run(loaded: Loaded) -> Result<(), StartError> {
     let store = Store::from_config(&cfg.store)?;
     let plugins = PluginHost::new(store)?;
     let runtime = Runtime::build(loaded, None, 1, &plugins).await?;
-    let shared = Shared::new(runtime, path, plugins);
+    // Port 0 in the config means "any free port": report what was bound.
+    let bound: Vec<SocketAddr> = listeners
+        .iter()
+        .zip(&cfg.listeners)
+        .map(|(l, c)| l.local_addr().unwrap_or(c.get_ref().address))
+        .collect();
+    let shared = Shared::new(runtime, path, plugins, bound.clone());
     crate::reload::on_sighup(shared.clone()).map_err(StartError::Signals)?;
     if cfg.server.watch_config
         && let Err(e) = crate::reload::watch_files(shared.clone())
@@ -70,7 +76,8 @@ pub async fn run(loaded: Loaded) -> Result<(), StartError> {
         tokio::spawn(crate::demo::serve(l));
     }
     if let Some(l) = admin {
-        tracing::info!(address = %cfg.admin.address, "admin listening");
+        let address = l.local_addr().unwrap_or(cfg.admin.address);
+        tracing::info!(%address, "admin listening");
         tokio::spawn(crate::admin::serve(l, shared.clone()));
     }
 
@@ -98,9 +105,10 @@ pub async fn run(loaded: Loaded) -> Result<(), StartError> {
     let mut loops = Vec::new();
     for (i, (listener, l)) in listeners.into_iter().zip(&cfg.listeners).enumerate() {
         let l = l.get_ref();
-        tracing::info!(address = %l.address, tls = l.tls.is_some(), http2 = l.http2, "listening");
-        if l.address.ip().is_unspecified() {
-            tracing::warn!(address = %l.address, "listening on every network interface, as the config asks");
+        let address = bound[i];
+        tracing::info!(%address, tls = l.tls.is_some(), http2 = l.http2, "listening");
+        if address.ip().is_unspecified() {
+            tracing::warn!(%address, "listening on every network interface, as the config asks");
         }
         let serving = Arc::new(crate::server::Serving {
             index: i,

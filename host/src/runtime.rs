@@ -182,16 +182,24 @@ pub struct Shared {
     pub current: ArcSwap<Runtime>,
     pub plugins: Arc<PluginHost>,
     pub config_path: PathBuf,
+    /// The listeners' addresses as bound (a port 0 in the config is the one the system gave).
+    pub listeners: Vec<std::net::SocketAddr>,
     draining: AtomicBool,
     pub(crate) reload_lock: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
-    pub fn new(runtime: Runtime, config_path: PathBuf, plugins: Arc<PluginHost>) -> Arc<Self> {
+    pub fn new(
+        runtime: Runtime,
+        config_path: PathBuf,
+        plugins: Arc<PluginHost>,
+        listeners: Vec<std::net::SocketAddr>,
+    ) -> Arc<Self> {
         Arc::new(Shared {
             current: ArcSwap::from_pointee(runtime),
             plugins,
             config_path,
+            listeners,
             draining: AtomicBool::new(false),
             reload_lock: tokio::sync::Mutex::new(()),
         })

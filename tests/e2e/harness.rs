@@ -247,7 +247,10 @@ impl Settings {
 }
 
 pub struct Gateway {
+    /// The first listener's port.
     pub port: u16,
+    /// Every listener's port, in config order.
+    pub listeners: Vec<u16>,
     pub admin: u16,
     pub dir: PathBuf,
     pub config_path: PathBuf,
@@ -265,13 +268,14 @@ impl Drop for Gateway {
 }
 
 impl Gateway {
-    /// The config the harness writes: one plain listener, the admin, JSON access logs, then `extra`.
-    pub fn config(port: u16, admin: u16, extra: &str) -> String {
-        Self::config_with(port, admin, &Settings::default(), extra)
+    /// The config the harness writes: one plain listener, the admin (both on port 0: the gateway
+    /// picks free ports and reports them), JSON access logs, then `extra`.
+    pub fn config(extra: &str) -> String {
+        Self::config_with(&Settings::default(), extra)
     }
 
     /// The same, with more keys in `[server]` and `[admin]`.
-    pub fn config_with(port: u16, admin: u16, settings: &Settings, extra: &str) -> String {
+    pub fn config_with(settings: &Settings, extra: &str) -> String {
         format!(
             r#"[server]
 workers = 2
@@ -280,10 +284,10 @@ plugin_cache = "{cache}"
 {server}
 
 [[listeners]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 
 [admin]
-address = "127.0.0.1:{admin}"
+address = "127.0.0.1:0"
 {admin_keys}
 
 [log]
@@ -300,22 +304,19 @@ format = "json"
 
     /// Starts the gateway with extra `[server]` / `[admin]` keys.
     pub async fn start_with(settings: &Settings, extra: &str) -> Gateway {
-        let (port, admin) = (free_port(), free_port());
-        let text = Self::config_with(port, admin, settings, extra);
-        Self::spawn(port, admin, &text, settings.nofile).await
+        Self::spawn(&Self::config_with(settings, extra), settings.nofile).await
     }
 
     pub async fn start(extra: &str) -> Gateway {
-        let (port, admin) = (free_port(), free_port());
-        Self::start_text(port, admin, &Self::config(port, admin, extra)).await
+        Self::start_text(&Self::config(extra)).await
     }
 
     /// Starts the binary on a complete config text.
-    pub async fn start_text(port: u16, admin: u16, text: &str) -> Gateway {
-        Self::spawn(port, admin, text, None).await
+    pub async fn start_text(text: &str) -> Gateway {
+        Self::spawn(text, None).await
     }
 
-    async fn spawn(port: u16, admin: u16, text: &str, nofile: Option<u64>) -> Gateway {
+    async fn spawn(text: &str, nofile: Option<u64>) -> Gateway {
         // Load tests hold a thousand connections on each side in this process.
         static FDS: std::sync::Once = std::sync::Once::new();
         FDS.call_once(|| {
@@ -344,23 +345,68 @@ format = "json"
             .stderr(Stdio::from(log))
             .spawn()
             .expect("spawn wasmgate");
-        let gw = Gateway {
-            port,
-            admin,
+        let mut gw = Gateway {
+            port: 0,
+            listeners: Vec::new(),
+            admin: 0,
             dir,
             config_path,
             child,
         };
+        gw.admin = gw.reported_admin_port().await;
         gw.wait_ready().await;
         gw
     }
 
-    pub async fn wait_ready(&self) {
+    /// The admin's port, from the gateway's "admin listening" log line.
+    async fn reported_admin_port(&mut self) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            // JSON lines, or text ones (`... admin listening address=127.0.0.1:9901`).
+            let port = self
+                .log()
+                .lines()
+                .filter(|l| l.contains("admin listening"))
+                .find_map(|l| match serde_json::from_str::<Value>(l) {
+                    Ok(v) => v["address"].as_str().map(str::to_string),
+                    Err(_) => l
+                        .split_whitespace()
+                        .find_map(|w| w.strip_prefix("address="))
+                        .map(str::to_string),
+                })
+                .and_then(|a| a.parse::<SocketAddr>().ok())
+                .map(|a| a.port());
+            if let Some(p) = port {
+                return p;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("gateway exited ({status}); log:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "the gateway never said where its admin listens; log:\n{}",
+            self.log()
+        );
+    }
+
+    /// Waits for `/readyz`, and takes the listeners' ports from it.
+    pub async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(r) = get(&self.admin_url("/readyz")).await
                 && r.status == StatusCode::OK
             {
+                self.listeners = r.json()["listeners"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str()?.parse::<SocketAddr>().ok())
+                            .map(|a| a.port())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.port = self.listeners.first().copied().unwrap_or(0);
                 return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -435,8 +481,9 @@ format = "json"
 
     /// Replaces the config file (same listener and admin) by writing a new file and renaming it
     /// over the old one, as editors and deploy tools do.
+    /// Replaces the config file with the harness's config and `extra` (same listener and admin).
     pub fn write_config(&self, extra: &str) {
-        self.write_config_text(&Self::config(self.port, self.admin, extra));
+        self.write_config_text(&Self::config(extra));
     }
 
     pub fn write_config_text(&self, text: &str) {

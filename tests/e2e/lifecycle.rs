@@ -228,14 +228,9 @@ async fn drain_is_bounded_by_shutdown_timeout() {
         http::Response::new(full("late"))
     })
     .await;
-    let (port, admin) = (free_port(), free_port());
-    let text = Gateway::config(
-        port,
-        admin,
-        &(upstream_block("stuck", &[&stuck], "") + &to("stuck")),
-    )
-    .replace("shutdown_timeout = \"10s\"", "shutdown_timeout = \"1s\"");
-    let mut gw = Gateway::start_text(port, admin, &text).await;
+    let text = Gateway::config(&(upstream_block("stuck", &[&stuck], "") + &to("stuck")))
+        .replace("shutdown_timeout = \"10s\"", "shutdown_timeout = \"1s\"");
+    let mut gw = Gateway::start_text(&text).await;
     let url = gw.url("/");
     let pending = tokio::spawn(async move { get(&url).await });
     while stuck.requests.load(Ordering::Relaxed) == 0 {
@@ -265,10 +260,12 @@ async fn drain_is_bounded_by_shutdown_timeout() {
 async fn example_config_answers_through_the_demo_backend() {
     let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../gateway.toml"))
         .expect("gateway.toml");
-    let (port, admin, demo) = (free_port(), free_port(), free_port());
+    // The gateway's own ports are picked by the system; the demo backend's must be known to
+    // the upstream that points at it.
+    let demo = free_port();
     let text = example
-        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
-        .replace("127.0.0.1:9901", &format!("127.0.0.1:{admin}"))
+        .replace("127.0.0.1:8080", "127.0.0.1:0")
+        .replace("127.0.0.1:9901", "127.0.0.1:0")
         .replace("127.0.0.1:9080", &format!("127.0.0.1:{demo}"))
         .replace(
             "file = \"target/plugins/",
@@ -278,7 +275,7 @@ async fn example_config_answers_through_the_demo_backend() {
         text, example,
         "the example's addresses changed; update this test"
     );
-    let gw = Gateway::start_text(port, admin, &text).await;
+    let gw = Gateway::start_text(&text).await;
     let (ok, out) = curl(&["-i", &gw.url("/demo/hello?name=you")]);
     assert!(ok, "curl failed");
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");

@@ -430,10 +430,7 @@ async fn bad_plugin_config_is_refused_with_file_route_and_plugin() {
 async fn restart_loads_compiled_plugins_from_the_cache() {
     let a = Upstream::echo("a").await;
     let cache = temp_dir("cache");
-    let (port, admin) = (free_port(), free_port());
     let text = Gateway::config(
-        port,
-        admin,
         &(upstream_block("a", &[&a], "")
             + &plugin_block("deny", "deny", "")
             + &route(
@@ -454,10 +451,10 @@ async fn restart_loads_compiled_plugins_from_the_cache() {
             .find(|v| v["message"] == "plugin loaded")
             .unwrap_or_else(|| panic!("no plugin loaded line:\n{}", gw.log()))
     };
-    let first = Gateway::start_text(port, admin, &text).await;
+    let first = Gateway::start_text(&text).await;
     assert_eq!(loaded(&first)["cached"], false);
     drop(first);
-    let second = Gateway::start_text(port, admin, &text).await;
+    let second = Gateway::start_text(&text).await;
     assert_eq!(
         loaded(&second)["cached"],
         true,

@@ -226,7 +226,7 @@ fn sha256_hex(s: &str) -> String {
 fn check_refuses(extra: &str) -> String {
     let dir = temp_dir("check");
     let path = dir.join("gateway.toml");
-    std::fs::write(&path, Gateway::config(free_port(), free_port(), extra)).expect("write");
+    std::fs::write(&path, Gateway::config(extra)).expect("write");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmgate"))
         .args(["check", "-c"])
         .arg(&path)

@@ -62,10 +62,9 @@ async fn tls_termination_with_alpn_and_tls_upstream() {
         echo_handler("secure".into()),
     )
     .await;
-    let tls_port = free_port();
     let cfg = format!(
         r#"[[listeners]]
-address = "127.0.0.1:{tls_port}"
+address = "127.0.0.1:0"
 tls = {{ cert = "{cert}", key = "{key}" }}
 
 {plain}
@@ -94,6 +93,7 @@ upstream = "plain"
         secure = secure.addr,
     );
     let gw = Gateway::start(&cfg).await;
+    let tls_port = gw.listeners[1];
     let base = format!("https://localhost:{tls_port}");
     let resolve = format!("localhost:{tls_port}:127.0.0.1");
     let ca = pki.ca.display().to_string();

@@ -57,7 +57,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         ),
         (&Method::GET, "/readyz") => reply(
             StatusCode::OK,
-            json!({ "status": "ready", "generation": rt.generation }),
+            json!({ "status": "ready", "generation": rt.generation, "listeners": shared.listeners }),
         ),
         (&Method::GET, "/config") => reply(
             StatusCode::OK,

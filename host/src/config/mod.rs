@@ -107,7 +107,9 @@ fn validate(c: &Config, loc: &Locator) -> Vec<ConfigError> {
 
     let mut addrs = HashSet::new();
     for l in &c.listeners {
-        if !addrs.insert(l.get_ref().address) {
+        // Port 0 asks the system for a free port, so several may share it.
+        let address = l.get_ref().address;
+        if address.port() != 0 && !addrs.insert(address) {
             errs.push(loc.at(
                 l.span(),
                 format!(
@@ -134,6 +136,7 @@ fn validate(c: &Config, loc: &Locator) -> Vec<ConfigError> {
         ));
     }
     if let Some(demo) = &c.demo_backend
+        && demo.address.port() != 0
         && (addrs.contains(&demo.address) || (c.admin.enabled && demo.address == c.admin.address))
     {
         errs.push(loc.at(
