@@ -510,6 +510,37 @@ format = "json"
     }
 }
 
+// ---------------------------------------------------------------- plugin files
+
+/// Copies a built plugin over `dest` the way deploy tools do: write aside, then rename.
+pub fn swap_in(src: &str, dest: &std::path::Path) {
+    let tmp = dest.with_extension("tmp");
+    std::fs::copy(plugin(src), &tmp).expect("copy plugin");
+    std::fs::rename(&tmp, dest).expect("rename plugin");
+}
+
+/// A gateway whose one route runs plugin `policy` from a file of its own (`trap` to start
+/// with) in front of `up`, so tests can swap the file. v1 (trap) and v2 (add-header) accept the
+/// same config (`{}`): v1 marks requests with `x-trap-passed`, v2 does not.
+pub async fn policy_gateway(
+    tag: &str,
+    up: &Upstream,
+) -> (Gateway, std::path::PathBuf, std::path::PathBuf) {
+    let dir = temp_dir(tag);
+    let file = dir.join("policy.wasm");
+    swap_in("trap", &file);
+    let gw = Gateway::start(
+        &(upstream_block(&up.name, &[up], "")
+            + &format!("[plugins.policy]\nfile = \"{}\"\n", file.display())
+            + &format!(
+                "[[routes]]\nname = \"r\"\nupstream = \"{}\"\nplugins = [\"policy\"]\n",
+                up.name
+            )),
+    )
+    .await;
+    (gw, dir, file)
+}
+
 // ---------------------------------------------------------------- redis
 
 /// A real `redis-server` on a free port, with nothing persisted; stopped on drop.

@@ -11,4 +11,3 @@ mod plugins;
 mod policies;
 mod protocols;
 mod routing;
-mod streaming;
