@@ -197,9 +197,11 @@ struct Search<'r, 'q, T> {
 
 impl<T> Search<'_, '_, T> {
     fn walk_from(&mut self, root: &Node, host_rank: u16) {
-        let path = self.req.path;
-        let rest = path.strip_prefix('/').unwrap_or(path);
-        self.walk(root, Some((rest, path.len() - rest.len())), host_rank);
+        match self.req.path.strip_prefix('/') {
+            Some(rest) => self.walk(root, Some((rest, 1)), host_rank),
+            // `OPTIONS *` (asterisk form) has no path: only routes for any path apply.
+            None => self.walk(root, None, host_rank),
+        }
     }
 
     /// `rest` is the unread part of the path and its offset, `None` once every segment is read.

@@ -46,8 +46,16 @@ fn fragments() -> impl Strategy<Value = String> {
 
 /// A valid config: upstreams and routes with random names, paths, hosts and settings.
 fn valid_config() -> impl Strategy<Value = String> {
-    let segment = prop_oneof!["[a-z0-9]{1,6}", "\\{[a-z]{1,4}\\}"];
-    let path = prop::collection::vec(segment, 0..4).prop_map(|s| format!("/{}", s.join("/")));
+    // Literal segments, or parameters (`None`), named by position so that no name repeats.
+    let segment = prop::option::of("[a-z0-9]{1,6}");
+    let path = prop::collection::vec(segment, 0..4).prop_map(|segs| {
+        let segs: Vec<String> = segs
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| s.unwrap_or_else(|| format!("{{p{i}}}")))
+            .collect();
+        format!("/{}", segs.join("/"))
+    });
     let prefix =
         prop::collection::vec("[a-z0-9]{1,6}", 1..3).prop_map(|s| format!("/{}", s.join("/")));
     let route = (
