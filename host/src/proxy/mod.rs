@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Request, Response, Version, header};
+use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
@@ -230,18 +231,14 @@ pub(crate) async fn send(
 }
 
 /// The client's body, bounded by the route's `max_body` and the body read timeout. A declared
-/// length over the limit is refused before anything is read or forwarded.
+/// length over the limit (hyper's parsed `Content-Length`, the body's lower size bound) is
+/// refused before anything is read or forwarded.
 fn limit_body(
     req: Request<Incoming>,
     max_body: u64,
     timeout: std::time::Duration,
 ) -> Result<Request<ClientBody>, ProxyError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max_body) {
+    if req.body().size_hint().lower() > max_body {
         return Err(ClientBodyError::TooLarge { limit: max_body }.into());
     }
     Ok(req.map(|b| ClientBody::new(b, max_body, stall::StallTimer::new(timeout))))
