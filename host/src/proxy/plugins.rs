@@ -10,13 +10,14 @@
 
 use std::sync::Arc;
 
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+
 use super::body::AccessRecord;
 use super::{ClientBody, Forward, ResponseBody, send};
 use crate::error::{ClientBodyError, ProxyError, problem};
 use crate::plugin::{Chain, Exchange, Phase, Reply, ResponseState, Verdict};
 use crate::upstream::BoxError;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
 
 pub(super) async fn forward(
     chain: &Chain,
