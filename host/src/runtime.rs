@@ -38,6 +38,8 @@ pub struct Runtime {
     /// By listener index; `None` for plain listeners.
     pub tls: Vec<Option<TlsAcceptor>>,
     pub access_log: bool,
+    /// Some route's chain has a plugin with a log phase.
+    pub log_phase: bool,
     /// Longest pause between two reads of a client's request body.
     pub body_read_timeout: std::time::Duration,
 }
@@ -90,6 +92,11 @@ impl Runtime {
             .load(&loaded, &upstreams, previous_modules)
             .await
             .map_err(ConfigErrors)?;
+        let log_phase = plugins
+            .chains
+            .iter()
+            .flatten()
+            .any(|c| c.phases.contains(crate::plugin::Phases::LOG));
         let mut chains = plugins.chains.into_iter();
 
         let mut routes = Vec::with_capacity(cfg.routes.len());
@@ -134,6 +141,7 @@ impl Runtime {
         Ok(Runtime {
             generation,
             access_log: cfg.log.access,
+            log_phase,
             body_read_timeout: cfg.server.body_read_timeout,
             router: Router::new(routes),
             upstreams,

@@ -12,6 +12,12 @@ thread_local! {
     static PLUGIN: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
 }
 
+/// The phases the host calls: those the impl writes and the config needs, plus `RAW_BODY` if
+/// the plugin asks for it.
+pub(crate) fn phases<P: Plugin>(plugin: &P) -> Phases {
+    plugin.phases(P::__PHASES) & (P::__PHASES | Phases::RAW_BODY)
+}
+
 /// Calls into `P` on behalf of the host.
 pub struct Adapter<P>(PhantomData<P>);
 
@@ -32,7 +38,7 @@ impl<P: Plugin> Adapter<P> {
     pub fn init(config: String) -> Result<Phases, String> {
         let config: P::Config = crate::serde_json::from_str(&config).map_err(|e| e.to_string())?;
         let plugin = P::new(config)?;
-        let phases = plugin.phases(P::__PHASES) & P::__PHASES;
+        let phases = phases(&plugin);
         PLUGIN.with(|slot| *slot.borrow_mut() = Some(Box::new(plugin)));
         Ok(phases)
     }
@@ -55,6 +61,15 @@ impl<P: Plugin> Adapter<P> {
     /// The response-body phase.
     pub fn on_response_body(req: &wit::Request, resp: &wit::Response) -> wit::Action {
         with::<P>(|p| p.on_response_body(&Request::host(req), &Response::host(resp)))
+    }
+
+    /// The log phase.
+    pub fn on_log(entry: wit::LogEntry) {
+        PLUGIN.with(|slot| {
+            if let Some(p) = slot.borrow().as_ref().and_then(|b| b.downcast_ref::<P>()) {
+                p.on_log(&entry);
+            }
+        })
     }
 }
 
@@ -83,6 +98,9 @@ macro_rules! export_plugin {
                 }
                 fn on_response_body(req: &wit::Request, resp: &wit::Response) -> wit::Action {
                     $crate::Adapter::<$t>::on_response_body(req, resp)
+                }
+                fn on_log(entry: wit::LogEntry) {
+                    $crate::Adapter::<$t>::on_log(entry)
                 }
             }
     $crate::bindings::export!(Export with_types_in $crate::bindings);

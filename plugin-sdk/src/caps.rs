@@ -155,24 +155,57 @@ pub mod metrics {
 pub mod http {
     #[allow(unused_imports)]
     use super::*;
-    pub use wit::http_client::{Incoming, Outgoing};
+    pub use wit::http_client::{Error, Incoming, Outgoing};
+
+    impl Outgoing {
+        /// A GET of `url` (`http://UPSTREAM/path`, UPSTREAM a configured upstream's name).
+        pub fn get(url: &str) -> Outgoing {
+            Outgoing {
+                method: "GET".into(),
+                url: url.into(),
+                headers: Vec::new(),
+                body: Vec::new(),
+                timeout_ms: None,
+            }
+        }
+
+        /// A POST of `body` to `url`.
+        pub fn post(url: &str, content_type: &str, body: Vec<u8>) -> Outgoing {
+            Outgoing {
+                method: "POST".into(),
+                url: url.into(),
+                headers: vec![("content-type".into(), content_type.into())],
+                body,
+                timeout_ms: None,
+            }
+        }
+
+        /// Gives up after `ms` milliseconds ([`Error::Timeout`]).
+        pub fn timeout_ms(mut self, ms: u32) -> Outgoing {
+            self.timeout_ms = Some(ms);
+            self
+        }
+    }
 
     /// A GET of `url` (`http://UPSTREAM/path`, where UPSTREAM is a configured upstream's name).
-    pub fn get(url: &str) -> Result<Incoming, String> {
-        send(&Outgoing {
-            method: "GET".into(),
-            url: url.into(),
-            headers: Vec::new(),
-            body: Vec::new(),
-            timeout_ms: None,
-        })
+    pub fn get(url: &str) -> Result<Incoming, Error> {
+        send(&Outgoing::get(url))
     }
 
     /// Sends a request and waits for the whole response.
-    pub fn send(req: &Outgoing) -> Result<Incoming, String> {
+    pub fn send(req: &Outgoing) -> Result<Incoming, Error> {
         #[cfg(target_arch = "wasm32")]
         return wit::http_client::send(req);
         #[cfg(not(target_arch = "wasm32"))]
         with_host(|h| h.http_send(req))
+    }
+
+    /// Sends all requests at once and waits for all: the call takes as long as the slowest.
+    /// Results are in the order of `reqs`.
+    pub fn send_all(reqs: &[Outgoing]) -> Vec<Result<Incoming, Error>> {
+        #[cfg(target_arch = "wasm32")]
+        return wit::http_client::send_all(reqs);
+        #[cfg(not(target_arch = "wasm32"))]
+        with_host(|h| reqs.iter().map(|r| h.http_send(r)).collect())
     }
 }

@@ -13,13 +13,14 @@
 //!
 //! #[plugin]
 //! impl Plugin for AddHeader {
-//!     type Config = Self;
-//!     fn new(config: Self) -> Result<Self, String> { Ok(config) }
 //!     fn on_request_headers(&self, req: &Request) -> Action {
 //!         req.set_header(&self.name, &self.value).into()
 //!     }
 //! }
 //! ```
+//!
+//! Without `type Config` and `new`, `#[plugin]` makes the config the plugin itself
+//! (`type Config = Self`, `new` returns it): write them to check the config or build more.
 //!
 //! Host errors come back as values (`Result`), never as traps. To test a plugin natively, use
 //! [`testing::TestHost`] with `cargo test`.
@@ -48,7 +49,10 @@ pub use caps::{clock, http, kv, log, metrics};
 pub use message::{Request, Response};
 pub use wasmgate_plugin_sdk_macros::plugin;
 
-/// The phases a plugin implements (set by [`plugin`]).
+/// What the log phase learns about a finished request.
+pub use bindings::wasmgate::plugin::types::LogEntry;
+/// The phases a plugin implements (set by [`plugin`]). Add `Phases::RAW_BODY` in
+/// [`Plugin::phases`] to get bodies still gzip/br encoded.
 pub use bindings::wasmgate::plugin::types::Phases;
 
 #[doc(hidden)]
@@ -58,7 +62,7 @@ pub use serde_json;
 
 /// Everything a plugin usually needs.
 pub mod prelude {
-    pub use crate::{Action, Answer, Phases, Plugin, Request, Response, plugin};
+    pub use crate::{Action, Answer, LogEntry, Phases, Plugin, Request, Response, plugin};
     pub use crate::{clock, http, kv, log, metrics};
     pub use serde::Deserialize;
 }
@@ -96,6 +100,10 @@ pub trait Plugin: Sized + 'static {
     fn on_response_body(&self, _req: &Request, _resp: &Response) -> Action {
         Action::Continue
     }
+
+    /// After the response has been sent, off the request's path: ship logs, meter usage. It
+    /// cannot change the response, and however it fails, the client never notices.
+    fn on_log(&self, _entry: &LogEntry) {}
 
     /// The phases this configured plugin needs; by default every phase the impl writes (the
     /// `written` argument). Return fewer when the config makes a phase a no-op: the gateway then

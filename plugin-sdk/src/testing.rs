@@ -18,7 +18,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use crate::bindings::wasmgate::plugin::http_client::{Incoming, Outgoing};
+use crate::bindings::wasmgate::plugin::http_client::{Error as HttpError, Incoming, Outgoing};
 use crate::bindings::wasmgate::plugin::kv::Error as KvError;
 use crate::bindings::wasmgate::plugin::log::Level;
 use crate::{Action, Phases, Plugin, Request, Response};
@@ -39,7 +39,7 @@ impl<P: Plugin> TestHost<P> {
 
     /// The phases the gateway would call.
     pub fn phases(&self) -> Phases {
-        self.plugin.phases(P::__PHASES) & P::__PHASES
+        crate::adapter::phases(&self.plugin)
     }
 
     /// The plugin itself.
@@ -67,6 +67,11 @@ impl<P: Plugin> TestHost<P> {
     pub fn response_body(&self, req: &TestRequest, resp: &TestResponse) -> Action {
         self.plugin
             .on_response_body(&Request::test(&req.0), &Response::test(&resp.0))
+    }
+
+    /// Runs the log phase.
+    pub fn log(&self, entry: &crate::LogEntry) {
+        self.plugin.on_log(entry)
     }
 }
 
@@ -367,7 +372,7 @@ impl TestResponse {
 /// One metric update: name, value, labels.
 pub type MetricUpdate = (String, f64, Vec<(String, String)>);
 
-type HttpMock = Box<dyn Fn(&Outgoing) -> Result<Incoming, String>>;
+type HttpMock = Box<dyn Fn(&Outgoing) -> Result<Incoming, HttpError>>;
 
 /// The faked capabilities of the current thread.
 #[derive(Default)]
@@ -448,14 +453,17 @@ impl FakeHost {
         Ok(next)
     }
 
-    pub fn http_send(&mut self, req: &Outgoing) -> Result<Incoming, String> {
+    pub fn http_send(&mut self, req: &Outgoing) -> Result<Incoming, HttpError> {
         match self
             .http
             .iter()
             .find(|(prefix, _)| req.url.starts_with(prefix))
         {
             Some((_, answer)) => answer(req),
-            None => Err(format!("no mock_http answer for {}", req.url)),
+            None => Err(HttpError::NotAllowed(format!(
+                "no mock_http answer for {}",
+                req.url
+            ))),
         }
     }
 }
@@ -481,7 +489,7 @@ pub fn set_kv_down(down: bool) {
 /// Answers outbound requests whose URL starts with `url_prefix`.
 pub fn mock_http(
     url_prefix: &str,
-    answer: impl Fn(&Outgoing) -> Result<Incoming, String> + 'static,
+    answer: impl Fn(&Outgoing) -> Result<Incoming, HttpError> + 'static,
 ) {
     with_host(|h| h.http.push((url_prefix.to_string(), Box::new(answer))));
 }

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
+use super::bindings::types::LogEntry;
 use super::bindings::{Action, Answer, Phases};
 use super::error::Failure;
-use super::exchange::Exchange;
+use super::exchange::{Exchange, ResponseState};
 use super::instance::Phase;
 use super::settings::FailMode;
 use super::step::Step;
@@ -67,59 +68,78 @@ impl Chain {
         self.phases.contains(phase.flag())
     }
 
-    /// Runs `phase` on the first `upto` steps, in order.
+    /// Runs `phase` on the first `upto` steps, in order. In a request phase an answer (or a
+    /// fail-closed plugin) stops the chain; in a response phase it replaces the response in
+    /// `ex` and the remaining steps run on the replacement.
     pub async fn run(
         &self,
         phase: Phase,
         mut ex: Box<Exchange>,
         upto: usize,
     ) -> (Box<Exchange>, Verdict) {
+        let response_phase = matches!(phase, Phase::ResponseHeaders | Phase::ResponseBody);
         for (i, step) in self.steps.iter().enumerate().take(upto) {
             if !step.phases.contains(phase.flag()) {
                 continue;
             }
             let (back, result) = step.call(phase, ex).await;
             ex = back;
-            match result {
-                Ok(Action::Continue) => {}
-                Ok(Action::Respond(answer)) => {
-                    return (
-                        ex,
-                        Verdict::Answer {
-                            reply: reply_from(step, answer),
-                            at: i,
-                        },
-                    );
-                }
+            let reply = match result {
+                Ok(Action::Continue) => continue,
+                Ok(Action::Respond(answer)) => reply_from(step, answer),
                 Err(failure) => {
-                    metrics::counter!(
-                        "wasmgate_plugin_failures_total",
-                        "plugin" => step.name().to_string(),
-                        "route" => step.route.to_string(),
-                        "kind" => failure.kind(),
-                        "fail" => step.env.fail.as_str(),
-                    )
-                    .increment(1);
+                    count_failure(step, &failure);
                     match step.env.fail {
                         FailMode::Open => {
                             tracing::warn!(plugin = step.name(), route = %step.route, phase = phase.name(), "plugin {failure}; fail = \"open\": skipped");
+                            continue;
                         }
                         FailMode::Closed => {
                             tracing::error!(plugin = step.name(), route = %step.route, phase = phase.name(), "plugin {failure}; fail = \"closed\": request refused");
-                            return (
-                                ex,
-                                Verdict::Answer {
-                                    reply: failed_closed(step, &failure),
-                                    at: i,
-                                },
-                            );
+                            failed_closed(step, &failure)
                         }
                     }
                 }
+            };
+            if !response_phase {
+                return (ex, Verdict::Answer { reply, at: i });
             }
+            ex.response = Some(ResponseState {
+                status: reply.status,
+                headers: reply.headers,
+                body: Some(reply.body),
+                replaced: true,
+            });
         }
         (ex, Verdict::Continue)
     }
+}
+
+impl Chain {
+    /// The log phase of every step that has one, in order. Failures are logged and counted;
+    /// the response has been sent already, so nothing else depends on them.
+    pub async fn log(&self, entry: LogEntry) {
+        for step in &self.steps {
+            if !step.phases.contains(Phases::LOG) {
+                continue;
+            }
+            if let Err(failure) = step.log(&entry).await {
+                count_failure(step, &failure);
+                tracing::warn!(plugin = step.name(), route = %step.route, phase = "log", "plugin {failure}");
+            }
+        }
+    }
+}
+
+fn count_failure(step: &Step, failure: &Failure) {
+    metrics::counter!(
+        "wasmgate_plugin_failures_total",
+        "plugin" => step.name().to_string(),
+        "route" => step.route.to_string(),
+        "kind" => failure.kind(),
+        "fail" => step.env.fail.as_str(),
+    )
+    .increment(1);
 }
 
 /// 503 when the plugin ran out of time or memory (it may pass on retry), 500 for other traps.

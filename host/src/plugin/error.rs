@@ -89,6 +89,13 @@ pub enum LoadError {
     },
     #[error("{path} is not a valid WebAssembly component: {reason}")]
     Invalid { path: String, reason: String },
+    #[error(
+        "{path} was built for {found}, but this gateway runs {}: rebuild it with the current SDK \
+         (Rust: `cargo update -p wasmgate-plugin-sdk`, then build again; other languages: \
+         generate the bindings from this gateway's wit/plugin.wit)",
+        super::module::CONTRACT
+    )]
+    Version { path: String, found: String },
     #[error("{path} does not fit the wasmgate:plugin contract: {reason}")]
     Contract { path: String, reason: String },
 }

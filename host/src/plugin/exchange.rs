@@ -47,6 +47,8 @@ pub struct ResponseState {
     pub headers: HeaderMap,
     /// The buffered response body, present in the response-body phase.
     pub body: Option<Bytes>,
+    /// A plugin answered in a response phase: this is its response, the upstream's is dropped.
+    pub replaced: bool,
 }
 
 fn header_name(name: &str) -> Result<HeaderName, String> {
@@ -100,6 +102,7 @@ impl HostState {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
             body: None,
+            replaced: false,
         })
     }
 }

@@ -8,6 +8,7 @@ use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::bindings::types::LogEntry;
 use super::bindings::{Action, Phases, Plugin as Guest, PluginPre};
 use super::error::{CallError, Failure};
 use super::exchange::Exchange;
@@ -41,6 +42,8 @@ pub enum Phase {
     RequestBody,
     ResponseHeaders,
     ResponseBody,
+    /// After the response was sent; called through [`Live::log`], never [`Live::call`].
+    Log,
 }
 
 impl Phase {
@@ -50,6 +53,7 @@ impl Phase {
             Phase::RequestBody => Phases::REQUEST_BODY,
             Phase::ResponseHeaders => Phases::RESPONSE_HEADERS,
             Phase::ResponseBody => Phases::RESPONSE_BODY,
+            Phase::Log => Phases::LOG,
         }
     }
 
@@ -59,6 +63,7 @@ impl Phase {
             Phase::RequestBody => "request_body",
             Phase::ResponseHeaders => "response_headers",
             Phase::ResponseBody => "response_body",
+            Phase::Log => "log",
         }
     }
 }
@@ -118,17 +123,30 @@ impl Live {
         Ok((Live { store, guest }, phases))
     }
 
+    fn arm(&mut self) {
+        let ticks = self.store.data().env.limits.ticks();
+        self.store.data_mut().ticks_left = ticks;
+        self.store.set_epoch_deadline(1);
+    }
+
+    /// Runs the log phase with `entry`.
+    pub async fn log(&mut self, entry: &LogEntry) -> Result<(), Failure> {
+        self.arm();
+        self.guest
+            .wasmgate_plugin_guest()
+            .call_on_log(&mut self.store, entry)
+            .await
+            .map_err(Failure::from_error)
+    }
+
     /// Runs one phase on `ex`. The exchange always comes back, also when the call failed.
     pub async fn call(
         &mut self,
         phase: Phase,
         ex: Box<Exchange>,
     ) -> (Box<Exchange>, Result<Action, Failure>) {
-        let ticks = self.store.data().env.limits.ticks();
-        let data = self.store.data_mut();
-        data.exchange = Some(ex);
-        data.ticks_left = ticks;
-        self.store.set_epoch_deadline(1);
+        self.store.data_mut().exchange = Some(ex);
+        self.arm();
         let g = self.guest.wasmgate_plugin_guest();
         let s = &mut self.store;
         let result = match phase {
@@ -142,6 +160,7 @@ impl Live {
                 g.call_on_response_body(s, Resource::new_borrow(0), Resource::new_borrow(0))
                     .await
             }
+            Phase::Log => Ok(Action::Continue),
         };
         let ex = self
             .store

@@ -5,7 +5,7 @@
 //! every route entry start a first instance and run its `init` with the entry's config. Any
 //! failure refuses the whole generation, located at the entry in `gateway.toml`.
 
-mod bindings;
+pub(crate) mod bindings;
 mod caps;
 mod chain;
 mod error;
@@ -15,6 +15,8 @@ mod module;
 mod settings;
 mod step;
 
+pub use bindings::Phases;
+pub use bindings::types::LogEntry;
 pub use chain::{Chain, Reply, Verdict};
 pub use error::{CallError, Failure, LoadError};
 pub use exchange::{Exchange, ResponseState};
@@ -59,6 +61,10 @@ impl PluginHost {
         let mut cfg = Config::new();
         cfg.wasm_component_model(true);
         cfg.epoch_interruption(true);
+        // `perf` can name plugin functions when the JIT writes /tmp/perf-PID.map.
+        if std::env::var_os("WASMGATE_PERFMAP").is_some() {
+            cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&cfg).map_err(|e| EngineError(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         // A std guest imports WASI even if it never uses it; with an empty `WasiCtx` these calls

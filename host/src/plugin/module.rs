@@ -61,6 +61,7 @@ impl Module {
                 c
             }
         };
+        check_version(engine, &component, &shown)?;
         let pre = linker
             .instantiate_pre(&component)
             .and_then(PluginPre::new)
@@ -75,6 +76,25 @@ impl Module {
             cached,
         }))
     }
+}
+
+/// The contract this host speaks; a component exporting another version of `guest` is refused
+/// by name rather than with the linker's list of missing functions.
+pub const CONTRACT: &str = "wasmgate:plugin@0.2.0";
+
+fn check_version(engine: &Engine, c: &Component, path: &str) -> Result<(), LoadError> {
+    let ty = c.component_type();
+    for (name, _) in ty.exports(engine) {
+        if let Some(version) = name.strip_prefix("wasmgate:plugin/guest@")
+            && version != "0.2.0"
+        {
+            return Err(LoadError::Version {
+                path: path.to_string(),
+                found: format!("wasmgate:plugin@{version}"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The error and its causes on one line (wasmtime's messages may span several).

@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::bindings::types::LogEntry;
 use super::bindings::{Action, Phases};
 use super::error::{CallError, Failure};
 use super::exchange::Exchange;
@@ -54,28 +55,47 @@ impl Step {
         phase: Phase,
         ex: Box<Exchange>,
     ) -> (Box<Exchange>, Result<Action, Failure>) {
-        let pooled = self.env.isolation == Isolation::Pooled;
-        let reused = if pooled { self.take() } else { None };
-        let mut live = match reused {
-            Some(l) => l,
-            None => match Live::start(&self.module.pre, &self.env, &self.config_json).await {
-                Ok((l, _)) => l,
-                Err(CallError::Failed { failure, .. }) => return (ex, Err(failure)),
-                Err(e) => return (ex, Err(Failure::Trap(e.to_string()))),
-            },
+        let mut live = match self.instance().await {
+            Ok(l) => l,
+            Err(failure) => return (ex, Err(failure)),
         };
         let (ex, result) = live.call(phase, ex).await;
-        if result.is_ok() && pooled {
+        if result.is_ok() {
             self.give_back(live);
         }
         (ex, result)
     }
 
+    /// Runs the log phase on a pooled (or new) instance.
+    pub async fn log(&self, entry: &LogEntry) -> Result<(), Failure> {
+        let mut live = self.instance().await?;
+        live.log(entry).await?;
+        self.give_back(live);
+        Ok(())
+    }
+
+    async fn instance(&self) -> Result<Live, Failure> {
+        if let Some(l) = self.take() {
+            return Ok(l);
+        }
+        match Live::start(&self.module.pre, &self.env, &self.config_json).await {
+            Ok((l, _)) => Ok(l),
+            Err(CallError::Failed { failure, .. }) => Err(failure),
+            Err(e) => Err(Failure::Trap(e.to_string())),
+        }
+    }
+
     fn take(&self) -> Option<Live> {
+        if self.env.isolation != Isolation::Pooled {
+            return None;
+        }
         self.idle.lock().ok()?.pop()
     }
 
     fn give_back(&self, live: Live) {
+        if self.env.isolation != Isolation::Pooled {
+            return;
+        }
         if let Ok(mut idle) = self.idle.lock()
             && idle.len() < self.env.pool_size
         {

@@ -4,6 +4,7 @@
 //! goes back to the pool only once its response was read to the end.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -14,6 +15,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 
 use super::stall::StallTimer;
+use crate::plugin::{Chain, LogEntry};
 use crate::upstream::{BoxError, Lease};
 
 pub enum Inner {
@@ -27,16 +29,75 @@ pub enum Inner {
 #[error("the upstream sent no response body data for {0:?} (read_timeout)")]
 pub struct UpstreamStalled(std::time::Duration);
 
-/// What the access log says of one request; written when the response body ends.
+/// What is known of one request when its response body ends: written to the access log and
+/// handed to the route's log phase.
 pub struct AccessRecord {
+    /// Write the access-log line.
+    pub access: bool,
     pub start: Instant,
     pub method: http::Method,
     pub path: String,
+    pub query: Option<String>,
     pub client: std::net::IpAddr,
     pub route: Option<std::sync::Arc<str>>,
     pub upstream: Option<std::sync::Arc<str>>,
     pub target: Option<String>,
     pub status: StatusCode,
+    /// From the request's arrival to the upstream's response head.
+    pub upstream_time: Option<std::time::Duration>,
+    /// The request body's declared length.
+    pub request_bytes: u64,
+    /// The chain whose log phase runs, with the request context it left.
+    pub log_phase: Option<(Arc<Chain>, Vec<(String, String)>)>,
+}
+
+impl AccessRecord {
+    fn finish(self: Box<Self>, bytes: u64, complete: bool) {
+        let r = *self;
+        let elapsed = r.start.elapsed();
+        if r.access {
+            tracing::info!(
+                target: "access",
+                client = %r.client,
+                method = %r.method,
+                path = %r.path,
+                route = r.route.as_deref().unwrap_or("-"),
+                upstream = r.upstream.as_deref().unwrap_or("-"),
+                target_addr = r.target.as_deref().unwrap_or("-"),
+                status = r.status.as_u16(),
+                bytes,
+                complete,
+                latency_ms = elapsed.as_secs_f64() * 1000.0,
+            );
+        }
+        let Some((chain, context)) = r.log_phase else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let entry = LogEntry {
+            route: r.route.as_deref().unwrap_or("").to_string(),
+            method: r.method.to_string(),
+            target: match &r.query {
+                Some(q) => format!("{}?{q}", r.path),
+                None => r.path,
+            },
+            status: r.status.as_u16(),
+            request_bytes: r.request_bytes,
+            response_bytes: bytes,
+            duration_us: micros(elapsed),
+            upstream_us: r.upstream_time.map(micros),
+            upstream: r.target,
+            client_ip: r.client.to_string(),
+            context,
+            completed: complete,
+        };
+        // Off the request's path: the response is already on its way, and however the log
+        // phase goes (slow, trapped) it cannot change that.
+        rt.spawn(async move { chain.log(entry).await });
+    }
 }
 
 pub struct ResponseBody {
@@ -135,19 +196,7 @@ impl Drop for ResponseBody {
             lease.complete();
         }
         if let Some(r) = self.log.take() {
-            tracing::info!(
-                target: "access",
-                client = %r.client,
-                method = %r.method,
-                path = %r.path,
-                route = r.route.as_deref().unwrap_or("-"),
-                upstream = r.upstream.as_deref().unwrap_or("-"),
-                target_addr = r.target.as_deref().unwrap_or("-"),
-                status = r.status.as_u16(),
-                bytes = self.bytes,
-                complete,
-                latency_ms = r.start.elapsed().as_secs_f64() * 1000.0,
-            );
+            r.finish(self.bytes, complete);
         }
     }
 }

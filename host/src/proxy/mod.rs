@@ -4,6 +4,7 @@
 //! forward → [plugin chain on response] → stream the body back → access log.
 
 mod body;
+mod encoding;
 mod headers;
 mod plugins;
 mod request_body;
@@ -42,16 +43,21 @@ pub async fn handle(
     conn: ConnInfo,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
-    let mut record = rt.access_log.then(|| {
+    let mut record = (rt.access_log || rt.log_phase).then(|| {
         Box::new(AccessRecord {
+            access: rt.access_log,
             start: Instant::now(),
             method: req.method().clone(),
             path: req.uri().path().to_string(),
+            query: req.uri().query().map(str::to_string),
             client: conn.client.ip(),
             route: None,
             upstream: None,
             target: None,
             status: http::StatusCode::OK,
+            upstream_time: None,
+            request_bytes: req.body().size_hint().exact().unwrap_or(0),
+            log_phase: None,
         })
     });
     let mut resp = match forward(&rt, conn, req, record.as_deref_mut()).await {
@@ -153,7 +159,7 @@ pub(crate) struct Forward<'a> {
 pub(crate) async fn send(
     fwd: Forward<'_>,
     mut req: Request<Body>,
-    record: Option<&mut AccessRecord>,
+    mut record: Option<&mut AccessRecord>,
 ) -> Result<Response<ResponseBody>, ProxyError> {
     let Forward {
         conn,
@@ -173,7 +179,7 @@ pub(crate) async fn send(
             .ok_or_else(|| ProxyError::NoHealthyTarget(upstream.name.to_string()))?
             .clone(),
     };
-    if let Some(r) = record {
+    if let Some(r) = record.as_deref_mut() {
         r.upstream = Some(upstream.name.clone());
         r.target = Some(target.authority.to_string());
     }
@@ -210,6 +216,9 @@ pub(crate) async fn send(
         .send(&target, Request::from_parts(parts, body))
         .await
         .map_err(ProxyError::from_upstream)?;
+    if let Some(r) = record {
+        r.upstream_time = Some(r.start.elapsed());
+    }
 
     // the response as the client sees it
     let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;

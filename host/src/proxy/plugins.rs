@@ -2,30 +2,53 @@
 //! run at each hook (docs/ARCHITECTURE.md):
 //!
 //! on-request-headers → [buffer body, on-request-body] → pick + forward → on-response-headers →
-//! [buffer body, on-response-body] → stream back.
+//! [buffer body, on-response-body] → stream back → on-log (after the last byte, off the path).
 //!
 //! An answer from a plugin (or a fail-closed plugin) skips the rest of the request phases and
 //! the upstream; the response phases of the plugins before it still run, so e.g. a request-id
-//! or CORS plugin decorates a 401 from a later auth plugin.
+//! or CORS plugin decorates a 401 from a later auth plugin. In a response phase an answer
+//! replaces the response and the chain goes on with it.
 
 use std::sync::Arc;
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 
 use super::body::AccessRecord;
+use super::encoding::{self, DecodeError};
 use super::{ClientBody, Forward, ResponseBody, send};
 use crate::error::{ClientBodyError, ProxyError, problem};
-use crate::plugin::{Chain, Exchange, Phase, Reply, ResponseState, Verdict};
+use crate::plugin::{Chain, Exchange, Phase, Phases, Reply, ResponseState, Verdict};
 use crate::upstream::BoxError;
 
 pub(super) async fn forward(
+    chain: &Arc<Chain>,
+    fwd: Forward<'_>,
+    params: Vec<(Arc<str>, String)>,
+    req: Request<ClientBody>,
+    mut record: Option<&mut AccessRecord>,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    let (ex, result) = exchange(chain, fwd, params, req, record.as_deref_mut()).await;
+    if let (Some(r), Some(ex)) = (record, ex)
+        && chain.phases.contains(Phases::LOG)
+    {
+        r.log_phase = Some((chain.clone(), ex.context));
+    }
+    result
+}
+
+/// The request and response phases; the exchange comes back for the log phase.
+async fn exchange(
     chain: &Chain,
     mut fwd: Forward<'_>,
     params: Vec<(Arc<str>, String)>,
     req: Request<ClientBody>,
     record: Option<&mut AccessRecord>,
-) -> Result<Response<ResponseBody>, ProxyError> {
+) -> (
+    Option<Box<Exchange>>,
+    Result<Response<ResponseBody>, ProxyError>,
+) {
     let (mut parts, body) = req.into_parts();
     let mut ex = Box::new(Exchange {
         method: parts.method.clone(),
@@ -46,36 +69,40 @@ pub(super) async fn forward(
     let verdict;
     (ex, verdict) = chain.run(Phase::RequestHeaders, ex, all).await;
     if let Verdict::Answer { reply, at } = verdict {
-        return Ok(respond(chain, ex, from_reply(reply), at).await);
+        return respond(chain, ex, from_reply(reply), at).await;
     }
 
     let body = if chain.has(Phase::RequestBody) {
         let bytes = match Limited::new(body, chain.body_limit).collect().await {
             Ok(c) => c.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                let detail = format!(
-                    "the request body is over {} bytes, the limit of this route's body plugins",
-                    chain.body_limit
-                );
-                let resp = problem(StatusCode::PAYLOAD_TOO_LARGE, &detail);
-                return Ok(respond(chain, ex, resp, all).await);
+                let resp = too_large("request", chain.body_limit);
+                return respond(chain, ex, resp, all).await;
             }
             Err(e) => {
-                return Err(match ClientBodyError::find(&*e) {
+                let err = match ClientBodyError::find(&*e) {
                     Some(b) => b.clone().into(),
                     None => ProxyError::BadRequest(format!("reading the request body: {e}")),
-                });
+                };
+                return (Some(ex), Err(err));
             }
         };
-        ex.body = Some(bytes);
+        let decoded = match decode(chain, &ex.headers, bytes.clone()) {
+            Ok(d) => d,
+            Err(e) => {
+                let resp = problem(StatusCode::BAD_REQUEST, &e.to_string());
+                return respond(chain, ex, resp, all).await;
+            }
+        };
+        ex.body = Some(decoded.clone());
         let verdict;
         (ex, verdict) = chain.run(Phase::RequestBody, ex, all).await;
         if let Verdict::Answer { reply, at } = verdict {
-            return Ok(respond(chain, ex, from_reply(reply), at).await);
+            return respond(chain, ex, from_reply(reply), at).await;
         }
-        let bytes = ex.body.take().unwrap_or_default();
-        set_length(&mut ex.headers, bytes.len());
-        Full::new(bytes)
+        let after = ex.body.take().unwrap_or_default();
+        let out = settle(&mut ex.headers, bytes, &decoded, after);
+        Full::new(out)
             .map_err(|never| -> BoxError { match never {} })
             .boxed_unsync()
     } else {
@@ -102,7 +129,7 @@ pub(super) async fn forward(
             problem(e.status(), &e.detail())
         }
     };
-    Ok(respond(chain, ex, resp, all).await)
+    respond(chain, ex, resp, all).await
 }
 
 /// Runs the response phases of the first `upto` plugins on `resp`.
@@ -111,50 +138,63 @@ async fn respond(
     mut ex: Box<Exchange>,
     resp: Response<ResponseBody>,
     upto: usize,
-) -> Response<ResponseBody> {
+) -> (
+    Option<Box<Exchange>>,
+    Result<Response<ResponseBody>, ProxyError>,
+) {
     let wants_body = chain.has(Phase::ResponseBody) && may_have_body(&ex.method, resp.status());
     if upto == 0 || !(chain.has(Phase::ResponseHeaders) || wants_body) {
-        return resp;
+        return (Some(ex), Ok(resp));
     }
-    let (mut parts, body) = resp.into_parts();
+    let (mut parts, mut body) = resp.into_parts();
     ex.response = Some(ResponseState {
         status: parts.status,
         headers: std::mem::take(&mut parts.headers),
         body: None,
+        replaced: false,
     });
     let verdict;
     (ex, verdict) = chain.run(Phase::ResponseHeaders, ex, upto).await;
-    if let Verdict::Answer { reply, .. } = verdict {
-        return from_reply(reply);
+    debug_assert!(
+        matches!(verdict, Verdict::Continue),
+        "response phases replace, never stop"
+    );
+    let replaced = ex.response.as_ref().is_some_and(|r| r.replaced);
+    if replaced {
+        // The upstream's body is dropped unread: its connection is not reused.
+        body = ResponseBody::from(Bytes::new());
     }
+    let wants_body = wants_body
+        && ex
+            .response
+            .as_ref()
+            .is_some_and(|r| may_have_body(&ex.method, r.status));
     let body = if wants_body {
-        let bytes = match Limited::new(body, chain.body_limit).collect().await {
-            Ok(c) => c.to_bytes(),
-            Err(_) => {
-                let detail = format!(
-                    "the upstream's response body is over {} bytes, the limit of this route's body plugins",
-                    chain.body_limit
-                );
-                return problem(StatusCode::BAD_GATEWAY, &detail);
-            }
+        let (raw, decoded) = match response_body(chain, &mut ex, body).await {
+            Ok(b) => b,
+            Err(resp) => return (Some(ex), Ok(resp)),
         };
         if let Some(r) = ex.response.as_mut() {
-            r.body = Some(bytes);
+            r.body = Some(decoded.clone());
         }
         let verdict;
         (ex, verdict) = chain.run(Phase::ResponseBody, ex, upto).await;
-        if let Verdict::Answer { reply, .. } = verdict {
-            return from_reply(reply);
+        debug_assert!(
+            matches!(verdict, Verdict::Continue),
+            "response phases replace, never stop"
+        );
+        match ex.response.as_mut() {
+            Some(r) => {
+                let after = r.body.take().unwrap_or_default();
+                let out = settle(&mut r.headers, raw, &decoded, after);
+                ResponseBody::from(out)
+            }
+            None => ResponseBody::from(raw),
         }
-        let bytes = ex
-            .response
-            .as_mut()
-            .and_then(|r| r.body.take())
-            .unwrap_or_default();
-        if let Some(r) = ex.response.as_mut() {
-            set_length(&mut r.headers, bytes.len());
-        }
-        ResponseBody::from(bytes)
+    } else if let Some(r) = ex.response.as_mut().filter(|r| r.replaced) {
+        let b = r.body.take().unwrap_or_default();
+        encoding::fix_framing(&mut r.headers, b.len(), false);
+        ResponseBody::from(b)
     } else {
         body
     };
@@ -162,7 +202,70 @@ async fn respond(
         parts.status = r.status;
         parts.headers = r.headers;
     }
-    Response::from_parts(parts, body)
+    (Some(ex), Ok(Response::from_parts(parts, body)))
+}
+
+/// The response body as the body phase gets it: `(as sent, as handed to plugins)`; an error
+/// answer when it is too large or cannot be decoded.
+async fn response_body(
+    chain: &Chain,
+    ex: &mut Exchange,
+    body: ResponseBody,
+) -> Result<(Bytes, Bytes), Response<ResponseBody>> {
+    let Some(r) = ex.response.as_mut() else {
+        return Ok((Bytes::new(), Bytes::new()));
+    };
+    let raw = match r.body.take() {
+        // A replacement made in the headers phase.
+        Some(b) => return Ok((b.clone(), b)),
+        None => match Limited::new(body, chain.body_limit).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(_) => return Err(too_large("upstream's response", chain.body_limit)),
+        },
+    };
+    match decode(chain, &r.headers, raw.clone()) {
+        Ok(decoded) => Ok((raw, decoded)),
+        Err(e) => Err(problem(
+            StatusCode::BAD_GATEWAY,
+            &format!("the upstream's response: {e}"),
+        )),
+    }
+}
+
+/// The body as plugins see it: decoded, unless a body plugin asked for raw bytes.
+fn decode(chain: &Chain, headers: &http::HeaderMap, raw: Bytes) -> Result<Bytes, DecodeError> {
+    if chain.phases.contains(Phases::RAW_BODY) {
+        return Ok(raw);
+    }
+    match encoding::coding(headers) {
+        Some(c) => encoding::decode(c, &raw, chain.body_limit),
+        None => Ok(raw),
+    }
+}
+
+/// What goes on after a body phase: the original bytes when no plugin changed the body (still
+/// encoded as they came), else the plugin's body, unencoded, with its length.
+fn settle(headers: &mut http::HeaderMap, raw: Bytes, given: &Bytes, after: Bytes) -> Bytes {
+    let unchanged = after.as_ptr() == given.as_ptr() && after.len() == given.len();
+    if unchanged {
+        encoding::fix_framing(headers, raw.len(), false);
+        raw
+    } else {
+        let decoded = given.as_ptr() != raw.as_ptr();
+        encoding::fix_framing(headers, after.len(), decoded);
+        after
+    }
+}
+
+fn too_large(what: &str, limit: usize) -> Response<ResponseBody> {
+    let detail =
+        format!("the {what} body is over {limit} bytes, the limit of this route's body plugins");
+    let status = if what == "request" {
+        StatusCode::PAYLOAD_TOO_LARGE
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    problem(status, &detail)
 }
 
 fn may_have_body(method: &Method, status: StatusCode) -> bool {
@@ -170,12 +273,6 @@ fn may_have_body(method: &Method, status: StatusCode) -> bool {
         && !status.is_informational()
         && status != StatusCode::NO_CONTENT
         && status != StatusCode::NOT_MODIFIED
-}
-
-/// A buffered body has a known length: say so, and drop any chunked framing.
-fn set_length(h: &mut http::HeaderMap, len: usize) {
-    h.remove(header::TRANSFER_ENCODING);
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
 }
 
 fn from_reply(reply: Reply) -> Response<ResponseBody> {

@@ -1,16 +1,18 @@
 //! `#[plugin]`: marks a plugin's `impl Plugin for T` block. It records which phases the block
-//! writes (so the gateway never calls the others, nor buffers bodies nobody reads) and exports
-//! `T` as the component's `guest` interface.
+//! writes (so the gateway never calls the others, nor buffers bodies nobody reads), supplies
+//! `type Config = Self` and the `new` that returns it when the block has none, and exports `T`
+//! as the component's `guest` interface.
 
 use proc_macro::TokenStream;
 use quote::quote;
 use syn::{ImplItem, ItemImpl, parse_macro_input};
 
-const PHASES: [(&str, &str); 4] = [
+const PHASES: [(&str, &str); 5] = [
     ("on_request_headers", "REQUEST_HEADERS"),
     ("on_request_body", "REQUEST_BODY"),
     ("on_response_headers", "RESPONSE_HEADERS"),
     ("on_response_body", "RESPONSE_BODY"),
+    ("on_log", "LOG"),
 ];
 
 /// Put on `impl Plugin for YourType { ... }`.
@@ -52,6 +54,25 @@ pub fn plugin(attr: TokenStream, item: TokenStream) -> TokenStream {
     block.items.push(syn::parse_quote! {
         const __PHASES: ::wasmgate_plugin_sdk::Phases = #phases;
     });
+    // The common case, a config that is the plugin itself, needs neither item written out.
+    let has_config = block
+        .items
+        .iter()
+        .any(|i| matches!(i, ImplItem::Type(t) if t.ident == "Config"));
+    let has_new = block
+        .items
+        .iter()
+        .any(|i| matches!(i, ImplItem::Fn(f) if f.sig.ident == "new"));
+    if !has_config {
+        block.items.push(syn::parse_quote! { type Config = Self; });
+    }
+    if !has_new {
+        block.items.push(syn::parse_quote! {
+            fn new(config: Self) -> ::std::result::Result<Self, ::std::string::String> {
+                ::std::result::Result::Ok(config)
+            }
+        });
+    }
     let ty = &block.self_ty;
     quote! {
         #block
