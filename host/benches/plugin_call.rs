@@ -81,6 +81,7 @@ fn exchange() -> Box<Exchange> {
         status: http::StatusCode::OK,
         headers: http::HeaderMap::new(),
         body: Some(bytes::Bytes::from_static(b"hello")),
+        replaced: false,
     });
     ex.body = Some(bytes::Bytes::from_static(b"{}"));
     ex

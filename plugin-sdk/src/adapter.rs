@@ -36,6 +36,12 @@ fn with<P: Plugin>(f: impl FnOnce(&P) -> Action) -> wit::Action {
 impl<P: Plugin> Adapter<P> {
     /// Parses the config, builds the plugin and reports its phases.
     pub fn init(config: String) -> Result<Phases, String> {
+        // A panic becomes a trap whose text the gateway cannot see (the guest's stderr is not
+        // granted by default): say what happened through the log capability first.
+        #[cfg(target_arch = "wasm32")]
+        std::panic::set_hook(Box::new(|info| {
+            crate::log::error(&format!("panicked: {info}"));
+        }));
         let config: P::Config = crate::serde_json::from_str(&config).map_err(|e| e.to_string())?;
         let plugin = P::new(config)?;
         let phases = phases(&plugin);

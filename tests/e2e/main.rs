@@ -4,6 +4,7 @@ mod harness;
 mod jwt;
 
 mod balance;
+mod contract;
 mod edge;
 mod errors;
 mod lifecycle;

@@ -68,9 +68,10 @@ impl Chain {
         self.phases.contains(phase.flag())
     }
 
-    /// Runs `phase` on the first `upto` steps, in order. In a request phase an answer (or a
-    /// fail-closed plugin) stops the chain; in a response phase it replaces the response in
-    /// `ex` and the remaining steps run on the replacement.
+    /// Runs `phase` on the first `upto` steps: in chain order for request phases, in reverse
+    /// for response phases. In a request phase an answer (or a fail-closed plugin) stops the
+    /// chain; in a response phase it replaces the response in `ex` and the remaining steps run
+    /// on the replacement.
     pub async fn run(
         &self,
         phase: Phase,
@@ -78,7 +79,12 @@ impl Chain {
         upto: usize,
     ) -> (Box<Exchange>, Verdict) {
         let response_phase = matches!(phase, Phase::ResponseHeaders | Phase::ResponseBody);
-        for (i, step) in self.steps.iter().enumerate().take(upto) {
+        // The response travels back out through the chain: the first plugin sees it last, so
+        // an outer plugin (request-id, CORS) decorates what an inner one answered or replaced.
+        let upto = upto.min(self.steps.len());
+        for n in 0..upto {
+            let i = if response_phase { upto - 1 - n } else { n };
+            let step = &self.steps[i];
             if !step.phases.contains(phase.flag()) {
                 continue;
             }
@@ -116,16 +122,20 @@ impl Chain {
 }
 
 impl Chain {
-    /// The log phase of every step that has one, in order. Failures are logged and counted;
-    /// the response has been sent already, so nothing else depends on them.
-    pub async fn log(&self, entry: LogEntry) {
-        for step in &self.steps {
-            if !step.phases.contains(Phases::LOG) {
-                continue;
-            }
-            if let Err(failure) = step.log(&entry).await {
-                count_failure(step, &failure);
-                tracing::warn!(plugin = step.name(), route = %step.route, phase = "log", "plugin {failure}");
+    /// Hands `entry` to the log phase of every step that has one; returns at once (see
+    /// `step::log_worker`).
+    pub fn log(&self, entry: LogEntry) {
+        let mut with_log = self
+            .steps
+            .iter()
+            .filter(|s| s.phases.contains(Phases::LOG))
+            .peekable();
+        while let Some(step) = with_log.next() {
+            if with_log.peek().is_some() {
+                step.log(entry.clone());
+            } else {
+                step.log(entry);
+                return;
             }
         }
     }

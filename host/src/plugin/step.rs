@@ -3,6 +3,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::mpsc;
+
 use super::bindings::types::LogEntry;
 use super::bindings::{Action, Phases};
 use super::error::{CallError, Failure};
@@ -18,7 +20,12 @@ pub struct Step {
     pub config_json: String,
     pub phases: Phases,
     idle: Mutex<Vec<Live>>,
+    /// The log phase's queue, when the plugin has one (see [`log_worker`]).
+    log: Option<mpsc::Sender<LogEntry>>,
 }
+
+/// Log entries waiting for a plugin's log phase; beyond this they are dropped and counted.
+const LOG_QUEUE: usize = 4096;
 
 impl Step {
     /// Starts a first instance, which runs `init`: a config the plugin refuses fails here, at
@@ -34,6 +41,14 @@ impl Step {
             Isolation::Pooled => vec![live],
             Isolation::PerRequest => Vec::new(),
         };
+        let log = phases.contains(Phases::LOG).then(|| {
+            log_worker(
+                route.clone(),
+                module.clone(),
+                env.clone(),
+                config_json.clone(),
+            )
+        });
         Ok(Step {
             route,
             module,
@@ -41,6 +56,7 @@ impl Step {
             config_json,
             phases,
             idle: Mutex::new(idle),
+            log,
         })
     }
 
@@ -66,12 +82,17 @@ impl Step {
         (ex, result)
     }
 
-    /// Runs the log phase on a pooled (or new) instance.
-    pub async fn log(&self, entry: &LogEntry) -> Result<(), Failure> {
-        let mut live = self.instance().await?;
-        live.log(entry).await?;
-        self.give_back(live);
-        Ok(())
+    /// Queues `entry` for the log phase; never waits.
+    pub fn log(&self, entry: LogEntry) {
+        let Some(tx) = &self.log else { return };
+        if tx.try_send(entry).is_err() {
+            metrics::counter!(
+                "wasmgate_plugin_log_dropped_total",
+                "plugin" => self.name().to_string(),
+                "route" => self.route.to_string(),
+            )
+            .increment(1);
+        }
     }
 
     async fn instance(&self) -> Result<Live, Failure> {
@@ -102,4 +123,47 @@ impl Step {
             idle.push(live);
         }
     }
+}
+
+/// The log phase of one step runs on an instance of its own, one entry at a time and in order:
+/// a plugin that batches (http-log) sees every record of its route, and a slow or hanging log
+/// phase holds one instance and the queue, never a request. The task ends with the step (its
+/// queue's sender) once the queue is drained.
+fn log_worker(
+    route: Arc<str>,
+    module: Arc<Module>,
+    env: Arc<Env>,
+    config_json: String,
+) -> mpsc::Sender<LogEntry> {
+    let (tx, mut rx) = mpsc::channel::<LogEntry>(LOG_QUEUE);
+    tokio::spawn(async move {
+        let mut live: Option<Live> = None;
+        while let Some(entry) = rx.recv().await {
+            let mut instance = match live.take() {
+                Some(l) => l,
+                None => match Live::start(&module.pre, &env, &config_json).await {
+                    Ok((l, _)) => l,
+                    Err(e) => {
+                        tracing::warn!(plugin = %env.name, route = %route, phase = "log", "plugin {e}");
+                        continue;
+                    }
+                },
+            };
+            match instance.log(&entry).await {
+                Ok(()) => live = Some(instance),
+                Err(failure) => {
+                    metrics::counter!(
+                        "wasmgate_plugin_failures_total",
+                        "plugin" => env.name.to_string(),
+                        "route" => route.to_string(),
+                        "kind" => failure.kind(),
+                        "fail" => "log",
+                    )
+                    .increment(1);
+                    tracing::warn!(plugin = %env.name, route = %route, phase = "log", "plugin {failure}");
+                }
+            }
+        }
+    });
+    tx
 }

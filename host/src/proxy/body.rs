@@ -48,8 +48,11 @@ pub struct AccessRecord {
     /// The request body's declared length.
     pub request_bytes: u64,
     /// The chain whose log phase runs, with the request context it left.
-    pub log_phase: Option<(Arc<Chain>, Vec<(String, String)>)>,
+    pub log_phase: Option<LogPhase>,
 }
+
+/// A chain with a log phase, and the request context the chain left.
+pub type LogPhase = (Arc<Chain>, Vec<(String, String)>);
 
 impl AccessRecord {
     fn finish(self: Box<Self>, bytes: u64, complete: bool) {
@@ -73,9 +76,6 @@ impl AccessRecord {
         let Some((chain, context)) = r.log_phase else {
             return;
         };
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
         let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         let entry = LogEntry {
             route: r.route.as_deref().unwrap_or("").to_string(),
@@ -94,9 +94,9 @@ impl AccessRecord {
             context,
             completed: complete,
         };
-        // Off the request's path: the response is already on its way, and however the log
-        // phase goes (slow, trapped) it cannot change that.
-        rt.spawn(async move { chain.log(entry).await });
+        // Queued, off the request's path: however the log phase goes (slow, trapped) it
+        // cannot change a response that is already on its way.
+        chain.log(entry);
     }
 }
 
