@@ -55,6 +55,90 @@ nginx_conf proxy "upstream up { server 127.0.0.1:$UP; keepalive 128; }
   server { listen 127.0.0.1:$NGX; keepalive_requests 1000000;
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 
+# The key-auth chain, in Lua on nginx (the OpenResty model Kong is built on) and as wasmgate
+# plugins: request id kept or made and echoed; key-auth (hashed key looked up in a table, 401
+# otherwise, key removed upstream; nginx has no SHA-256 without extra Lua libraries, so the
+# Lua side hashes with SHA-1); rate-limit (a counter per consumer and window, RateLimit-* and
+# X-RateLimit-* headers); 4 security headers on the response.
+API_KEY=bench-key-0123456789
+API_KEY_SHA256=$(printf %s "$API_KEY" | sha256sum | cut -d' ' -f1)
+if [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ]; then
+  LUA=$(free_port)
+  mkdir -p "$work/lua"
+  cat > "$work/lua/nginx.conf" <<CONF
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+worker_processes 1;
+daemon off;
+pid $work/lua/nginx.pid;
+error_log $work/lua/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  lua_shared_dict rl 10m;
+  init_by_lua_block {
+    keys = {}
+    keys[ngx.encode_base64(ngx.sha1_bin("$API_KEY"))] = { consumer = "bench", tier = "free" }
+  }
+  upstream up { server 127.0.0.1:$UP; keepalive 128; }
+  server {
+    listen 127.0.0.1:$LUA;
+    keepalive_requests 1000000;
+    location / {
+      access_by_lua_block {
+        local id = ngx.var.http_x_request_id
+        if not id or #id == 0 or #id > 128 or id:find("[^%w%-_%.:]") then id = ngx.var.request_id end
+        ngx.req.set_header("x-request-id", id)
+        ngx.ctx.id = id
+        local key = ngx.var.http_x_api_key
+        local c = key and keys[ngx.encode_base64(ngx.sha1_bin(key))]
+        if not c then
+          ngx.header["www-authenticate"] = 'ApiKey realm="wasmgate"'
+          ngx.status = 401
+          ngx.say('{"status":401,"detail":"no valid key"}')
+          return ngx.exit(401)
+        end
+        ngx.req.clear_header("x-api-key")
+        local limit, window = 1000000000, 60
+        local now = ngx.time()
+        local start = now - now % window
+        local n = ngx.shared.rl:incr(c.consumer .. ":" .. start, 1, 0, window)
+        ngx.ctx.rl = { limit, math.max(limit - n, 0), start + window - now }
+        if n > limit then
+          ngx.header["retry-after"] = start + window - now
+          return ngx.exit(429)
+        end
+      }
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      header_filter_by_lua_block {
+        local h = ngx.header
+        h["x-request-id"] = ngx.ctx.id
+        local rl = ngx.ctx.rl
+        if rl then
+          h["ratelimit-limit"] = rl[1]; h["ratelimit-remaining"] = rl[2]; h["ratelimit-reset"] = rl[3]
+          h["x-ratelimit-limit"] = rl[1]; h["x-ratelimit-remaining"] = rl[2]; h["x-ratelimit-reset"] = rl[3]
+        end
+        h["strict-transport-security"] = "max-age=31536000; includeSubDomains"
+        h["x-content-type-options"] = "nosniff"
+        h["x-frame-options"] = "DENY"
+        h["referrer-policy"] = "no-referrer"
+      }
+    }
+  }
+}
+CONF
+  nginx -p "$work/lua" -c "$work/lua/nginx.conf" &
+  pids+=($!)
+else
+  echo "no nginx Lua module: apt-get install -y libnginx-mod-http-lua for the nginx+Lua peer" >&2
+  LUA=""
+fi
+KEY_AUTH="{ name = \"key-auth\", config = { keys = [{ sha256 = \"$API_KEY_SHA256\", consumer = \"bench\" }] } }"
+REQUEST_ID_ONLY='{ name = "request-id", config = { traceparent = false } }'
+SECURITY='{ name = "headers", config = { security_headers = true } }'
+
 # The policy chain of gateway.toml's /shop route (issue: request-id -> jwt -> acl -> rate-limit ->
 # headers), with a limit no benchmark reaches. The token is HS256, signed here with openssl.
 SECRET=bench-secret-of-at-least-32-bytes
@@ -98,6 +182,12 @@ file = "$PLUGINS/acl.wasm"
 file = "$PLUGINS/rate_limit.wasm"
 [plugins.headers]
 file = "$PLUGINS/headers.wasm"
+[plugins.key-auth]
+file = "$PLUGINS/key_auth.wasm"
+[[routes]]
+path_prefix = "/keychain"
+upstream = "up"
+plugins = [$REQUEST_ID_ONLY, $KEY_AUTH, $RATE_LIMIT, $SECURITY]
 [[routes]]
 path_prefix = "/"
 upstream = "up"
@@ -133,13 +223,13 @@ CONF
 "$GW" run -c "$work/gateway.toml" > "$work/gateway.log" 2>&1 &
 pids+=($!)
 
-for port in $UP $NGX $WG; do
-  for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+for port in $UP $NGX $WG $LUA; do
+  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done
 
 # wrk prints "Requests/sec: N" and, with --latency, a "99% Xms" line.
 measure() { # url [seconds] -> "rps p99_ms"; every request carries the bench token
-  wrk -t1 -c"$CONNS" -d"${2:-$DURATION}s" --latency -H "authorization: Bearer $TOKEN" "$1" > "$work/wrk.out"
+  wrk -t1 -c"$CONNS" -d"${2:-$DURATION}s" --latency -H "authorization: Bearer $TOKEN" -H "x-api-key: $API_KEY" "$1" > "$work/wrk.out"
   local rps p99
   rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
   p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000} print v}' "$work/wrk.out")
@@ -162,6 +252,33 @@ for r in $(seq "$ROUNDS"); do
   if awk "BEGIN{exit !($c > $best_c)}"; then best_c=$c; p99_c=$cp; fi
 done
 echo
+if [ -n "$LUA" ]; then
+  # CPU time of one process per request: immune to how the two cores are shared.
+  cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+  lua_worker=$(pgrep -P "$(cat "$work/lua/nginx.pid")" | head -1)
+  wg_pid=$(pgrep -f "wasmgate run -c $work/gateway.toml" | head -1)
+  tick=$(getconf CLK_TCK)
+  best_l=0; best_k=0; p99_l=0; p99_k=0; cpu_l=0; cpu_k=0
+  for r in $(seq "$ROUNDS"); do
+    t0=$(cpu_ticks "$lua_worker")
+    read -r l lp < <(measure "http://127.0.0.1:$LUA/keychain/")
+    t1=$(cpu_ticks "$lua_worker")
+    cl=$(awk -v a="$t0" -v b="$t1" -v t="$tick" -v rps="$l" -v d="$DURATION" 'BEGIN { printf "%.1f", (b - a) / t * 1e6 / (rps * d) }')
+    printf '%-10s %-6s %12.0f %10.2f  %s us CPU/request\n' nginx+lua "$r" "$l" "$lp" "$cl"
+    t0=$(cpu_ticks "$wg_pid")
+    read -r k kp < <(measure "http://127.0.0.1:$WG/keychain/")
+    t1=$(cpu_ticks "$wg_pid")
+    ck=$(awk -v a="$t0" -v b="$t1" -v t="$tick" -v rps="$k" -v d="$DURATION" 'BEGIN { printf "%.1f", (b - a) / t * 1e6 / (rps * d) }')
+    printf '%-10s %-6s %12.0f %10.2f  %s us CPU/request\n' wg+keychain "$r" "$k" "$kp" "$ck"
+    if awk "BEGIN{exit !($l > $best_l)}"; then best_l=$l; p99_l=$lp; cpu_l=$cl; fi
+    if awk "BEGIN{exit !($k > $best_k)}"; then best_k=$k; p99_k=$kp; cpu_k=$ck; fi
+  done
+  awk -v l="$best_l" -v k="$best_k" -v pl="$p99_l" -v pk="$p99_k" -v cl="$cpu_l" -v ck="$cpu_k" -v n="$best_n" 'BEGIN {
+    printf "key-auth chain (request-id, key-auth, rate-limit, 4 security headers): nginx+Lua %.0f rps (p99 %.2f ms, %.1f us CPU), wasmgate %.0f rps (p99 %.2f ms, %.1f us CPU)\n", l, pl, cl, k, pk, ck
+    printf "ratio wasmgate chain / nginx+Lua chain: %.2fx rps (goal >= 1.2x); nginx+Lua chain / plain nginx: %.2fx\n", k / l, l / n
+  }'
+  echo
+fi
 # The policy chain, then its prefixes: each plugin's cost is what adding it to the chain adds
 # (CPU per request; one saturated worker).
 read -r pc pcp < <(measure "http://127.0.0.1:$WG/policy/")

@@ -115,7 +115,11 @@ fn exchange_cost() -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let plugins = root.join("target/plugins");
+    // WASMGATE_BENCH_PLUGINS: another folder of builds (e.g. with symbols, for `perf`).
+    let plugins = std::env::var_os("WASMGATE_BENCH_PLUGINS")
+        .map_or_else(|| root.join("target/plugins"), std::path::PathBuf::from);
+    // WASMGATE_BENCH_ONLY: one plugin's name, to profile it alone.
+    let only = std::env::var("WASMGATE_BENCH_ONLY").ok();
     if !plugins.join("noop.wasm").exists() {
         anyhow::bail!(
             "run plugins/build.sh first: no {}",
@@ -143,11 +147,17 @@ fn main() -> anyhow::Result<()> {
             ("response_body", Phase::ResponseBody),
         ];
         for (name, phase) in phases {
+            if only.is_some() {
+                break;
+            }
             let us = per_call(&chains[0], phase).await - base;
             println!("noop {name:<18} {us:>8.3}");
         }
         let names = ["request-id", "jwt", "acl", "rate-limit", "headers"];
         for (name, chain) in names.iter().zip(&chains[1..]) {
+            if only.as_deref().is_some_and(|o| o != *name) {
+                continue;
+            }
             let mut us = 0.0;
             for (_, phase) in phases {
                 if chain.has(phase) {

@@ -29,6 +29,8 @@
 mod action;
 mod adapter;
 pub mod caps;
+pub mod hex;
+mod rules;
 mod message;
 pub mod testing;
 

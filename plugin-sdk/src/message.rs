@@ -1,6 +1,10 @@
 //! The request and response a phase works on. In the gateway they are handles to the host's own
 //! objects (reading a header copies that header only); under [`crate::testing`] they are plain
 //! values, so the same plugin code runs in both.
+//!
+//! Writes (headers, context) are checked here with the host's rules and sent to the host in
+//! one `apply` call when the phase ends, or before a read that must see them: a plugin setting
+//! six headers makes one host call, not six.
 
 use crate::bindings::wasmgate::plugin::types as wit;
 use crate::testing::{ReqState, RespState};
@@ -19,29 +23,166 @@ enum Resp<'a> {
 }
 
 /// The request as it will be sent upstream.
-pub struct Request<'a>(Req<'a>);
+pub struct Request<'a>(Req<'a>, Pending);
 
 /// The response on its way back to the client.
-pub struct Response<'a>(Resp<'a>);
+pub struct Response<'a>(Resp<'a>, Pending);
+
+/// Writes not yet sent to the host, and the first error a send met.
+#[derive(Default)]
+struct Pending {
+    edits: RefCell<Vec<wit::Edit>>,
+    failed: RefCell<Option<String>>,
+}
+
+impl Pending {
+    fn push(&self, e: wit::Edit) {
+        self.edits.borrow_mut().push(e);
+    }
+
+    /// Whether a pending edit changes header `name` (any header when `None`).
+    fn touches(&self, name: Option<&str>) -> bool {
+        self.edits.borrow().iter().any(|e| {
+            let n = match e {
+                wit::Edit::SetHeader((n, _)) | wit::Edit::AppendHeader((n, _)) => n,
+                wit::Edit::RemoveHeader(n) => n,
+                wit::Edit::SetContext(_) => return false,
+            };
+            name.is_none_or(|name| n.eq_ignore_ascii_case(name))
+        })
+    }
+
+    /// The value a pending edit gives context `key`.
+    fn context(&self, key: &str) -> Option<String> {
+        self.edits.borrow().iter().rev().find_map(|e| match e {
+            wit::Edit::SetContext((k, v)) if k == key => Some(v.clone()),
+            _ => None,
+        })
+    }
+
+    /// Sends the pending edits with `apply`.
+    fn flush(&self, apply: impl FnOnce(&[wit::Edit]) -> Result<(), String>) {
+        let edits = std::mem::take(&mut *self.edits.borrow_mut());
+        if edits.is_empty() {
+            return;
+        }
+        if let Err(e) = apply(&edits) {
+            self.failed.borrow_mut().get_or_insert(e);
+        }
+    }
+
+    fn result(&self) -> Result<(), String> {
+        match self.failed.borrow_mut().take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
 
 impl<'a> Request<'a> {
     pub(crate) fn host(r: &'a wit::Request) -> Self {
-        Request(Req::Host(r))
+        Request(Req::Host(r), Pending::default())
     }
 
     pub(crate) fn test(r: &'a RefCell<ReqState>) -> Self {
-        Request(Req::Test(r))
+        Request(Req::Test(r), Pending::default())
+    }
+
+    /// Sends what is pending; `Err` if the host refused an edit.
+    pub(crate) fn finish(&self) -> Result<(), String> {
+        self.flush();
+        self.1.result()
+    }
+
+    fn flush(&self) {
+        if let Req::Host(h) = self.0 {
+            self.1.flush(|e| h.apply(e));
+        }
+    }
+
+    /// Before reading header `name` (any header when `None`): make pending writes visible.
+    fn sync(&self, name: Option<&str>) {
+        if self.1.touches(name) {
+            self.flush();
+        }
+    }
+
+    /// Queues `e` in the gateway; applies it at once under the test host.
+    fn edit(&self, e: wit::Edit) -> Result<(), String> {
+        match (self.0, e) {
+            (Req::Host(_), e) => {
+                self.1.push(e);
+                Ok(())
+            }
+            (Req::Test(t), wit::Edit::SetHeader((n, v))) => t.borrow_mut().headers.set_header(&n, &v),
+            (Req::Test(t), wit::Edit::AppendHeader((n, v))) => {
+                t.borrow_mut().headers.append_header(&n, &v)
+            }
+            (Req::Test(t), wit::Edit::RemoveHeader(n)) => {
+                t.borrow_mut().headers.remove_header(&n);
+                Ok(())
+            }
+            (Req::Test(t), wit::Edit::SetContext((k, v))) => {
+                t.borrow_mut().context_set(&k, &v);
+                Ok(())
+            }
+        }
     }
 }
 
 impl<'a> Response<'a> {
     pub(crate) fn host(r: &'a wit::Response) -> Self {
-        Response(Resp::Host(r))
+        Response(Resp::Host(r), Pending::default())
     }
 
     pub(crate) fn test(r: &'a RefCell<RespState>) -> Self {
-        Response(Resp::Test(r))
+        Response(Resp::Test(r), Pending::default())
     }
+
+    /// Sends what is pending; `Err` if the host refused an edit.
+    pub(crate) fn finish(&self) -> Result<(), String> {
+        self.flush();
+        self.1.result()
+    }
+
+    fn flush(&self) {
+        if let Resp::Host(h) = self.0 {
+            self.1.flush(|e| h.apply(e));
+        }
+    }
+
+    fn sync(&self, name: Option<&str>) {
+        if self.1.touches(name) {
+            self.flush();
+        }
+    }
+
+    fn edit(&self, e: wit::Edit) -> Result<(), String> {
+        match (self.0, e) {
+            (Resp::Host(_), e) => {
+                self.1.push(e);
+                Ok(())
+            }
+            (Resp::Test(t), wit::Edit::SetHeader((n, v))) => {
+                t.borrow_mut().headers.set_header(&n, &v)
+            }
+            (Resp::Test(t), wit::Edit::AppendHeader((n, v))) => {
+                t.borrow_mut().headers.append_header(&n, &v)
+            }
+            (Resp::Test(t), wit::Edit::RemoveHeader(n)) => {
+                t.borrow_mut().headers.remove_header(&n);
+                Ok(())
+            }
+            (Resp::Test(_), wit::Edit::SetContext(_)) => Ok(()),
+        }
+    }
+}
+
+/// A checked header write.
+fn set(name: &str, value: &str) -> Result<(String, String), String> {
+    let n = crate::rules::header_name(name)?;
+    crate::rules::header_value(value)?;
+    Ok((n, value.to_string()))
 }
 
 /// Calls the host's method, or the test state's method of the same name.
@@ -126,32 +267,37 @@ impl Request<'_> {
 
     /// The first value of a header (names are case-insensitive).
     pub fn header(&self, name: &str) -> Option<String> {
+        self.sync(Some(name));
         headers!(self, Req, header(name))
     }
 
     /// Every value of a header.
     pub fn header_all(&self, name: &str) -> Vec<String> {
+        self.sync(Some(name));
         headers!(self, Req, header_all(name))
     }
 
     /// The names of all headers present.
     pub fn header_names(&self) -> Vec<String> {
+        self.sync(None);
         headers!(self, Req, header_names())
     }
 
     /// Sets a header, replacing any values it had.
     pub fn set_header(&self, name: &str, value: &str) -> Result<(), String> {
-        headers!(self, Req, set_header(name, value))
+        self.edit(wit::Edit::SetHeader(set(name, value)?))
     }
 
     /// Adds a value to a header.
     pub fn append_header(&self, name: &str, value: &str) -> Result<(), String> {
-        headers!(self, Req, append_header(name, value))
+        self.edit(wit::Edit::AppendHeader(set(name, value)?))
     }
 
     /// Removes a header.
     pub fn remove_header(&self, name: &str) {
-        headers!(self, Req, remove_header(name))
+        if let Ok(n) = crate::rules::header_name(name) {
+            let _ = self.edit(wit::Edit::RemoveHeader(n));
+        }
     }
 
     /// The whole body, in the request-body phase.
@@ -172,12 +318,15 @@ impl Request<'_> {
 
     /// A value another plugin (or phase) put in this request's context.
     pub fn context_get(&self, key: &str) -> Option<String> {
+        if let Some(v) = self.1.context(key) {
+            return Some(v);
+        }
         both!(self, Req, context_get(key))
     }
 
     /// Puts a value in this request's context, for later plugins and phases.
     pub fn context_set(&self, key: &str, value: &str) {
-        both!(self, Req, context_set(key, value))
+        let _ = self.edit(wit::Edit::SetContext((key.to_string(), value.to_string())));
     }
 }
 
@@ -194,32 +343,37 @@ impl Response<'_> {
 
     /// The first value of a header.
     pub fn header(&self, name: &str) -> Option<String> {
+        self.sync(Some(name));
         headers!(self, Resp, header(name))
     }
 
     /// Every value of a header.
     pub fn header_all(&self, name: &str) -> Vec<String> {
+        self.sync(Some(name));
         headers!(self, Resp, header_all(name))
     }
 
     /// The names of all headers present.
     pub fn header_names(&self) -> Vec<String> {
+        self.sync(None);
         headers!(self, Resp, header_names())
     }
 
     /// Sets a header, replacing any values it had.
     pub fn set_header(&self, name: &str, value: &str) -> Result<(), String> {
-        headers!(self, Resp, set_header(name, value))
+        self.edit(wit::Edit::SetHeader(set(name, value)?))
     }
 
     /// Adds a value to a header.
     pub fn append_header(&self, name: &str, value: &str) -> Result<(), String> {
-        headers!(self, Resp, append_header(name, value))
+        self.edit(wit::Edit::AppendHeader(set(name, value)?))
     }
 
     /// Removes a header.
     pub fn remove_header(&self, name: &str) {
-        headers!(self, Resp, remove_header(name))
+        if let Ok(n) = crate::rules::header_name(name) {
+            let _ = self.edit(wit::Edit::RemoveHeader(n));
+        }
     }
 
     /// The whole body, in the response-body phase.

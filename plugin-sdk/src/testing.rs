@@ -75,25 +75,7 @@ impl<P: Plugin> TestHost<P> {
     }
 }
 
-fn valid_name(name: &str) -> Result<String, String> {
-    let ok = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if ok {
-        Ok(name.to_ascii_lowercase())
-    } else {
-        Err(format!("`{name}` is not a header name"))
-    }
-}
-
-fn valid_value(value: &str) -> Result<(), String> {
-    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-        Err("the header value has a control character".into())
-    } else {
-        Ok(())
-    }
-}
+use crate::rules::{header_name as valid_name, header_value as valid_value};
 
 /// Headers as the host keeps them: case-insensitive names, several values per name.
 #[derive(Debug, Clone, Default)]

@@ -32,7 +32,7 @@ fn realm() -> String {
 /// The stored form of `password` with `salt`.
 pub fn hash_password(salt: &str, password: &str) -> String {
     let digest = Sha256::digest(format!("{salt}{password}").as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = wasmgate_plugin_sdk::hex::encode(&digest);
     format!("sha256:{salt}:{hex}")
 }
 

@@ -39,10 +39,7 @@ fn free() -> String {
 }
 
 pub fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    wasmgate_plugin_sdk::hex::encode(&Sha256::digest(s.as_bytes()))
 }
 
 fn unauthorized(detail: &str) -> Action {

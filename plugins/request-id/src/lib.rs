@@ -35,13 +35,15 @@ fn random<const N: usize>() -> [u8; N] {
     b
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use wasmgate_plugin_sdk::hex::{encode as hex, is_lower_hex};
 
 /// A UUID v4 in its usual text form.
 pub fn uuid_v4() -> String {
-    let mut b: [u8; 16] = random();
+    uuid_from(random())
+}
+
+/// The UUID v4 made of 16 random bytes.
+fn uuid_from(mut b: [u8; 16]) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex(&b);
@@ -69,9 +71,7 @@ pub fn parse_traceparent(v: &str) -> Option<(String, String)> {
     let [version, trace, parent, flags] = parts[..] else {
         return None;
     };
-    let is_hex = |s: &str, n: usize| {
-        s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    };
+    let is_hex = is_lower_hex;
     let ok = version == "00"
         && is_hex(trace, 32)
         && trace != "0".repeat(32)
@@ -101,18 +101,25 @@ impl Plugin for RequestId {
     }
 
     fn on_request_headers(&self, req: &Request) -> Action {
+        // One draw from the host's random source for the whole request.
+        let r: [u8; 40] = random();
+        let part = |from: usize| -> [u8; 16] {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(&r[from..from + 16]);
+            b
+        };
         let id = req
             .header(&self.header)
             .filter(|id| self.trust_incoming && acceptable_id(id))
-            .unwrap_or_else(uuid_v4);
+            .unwrap_or_else(|| uuid_from(part(0)));
         req.context_set("request-id", &id);
         let mut result = req.set_header(&self.header, &id);
         if self.traceparent {
             let (trace, flags) = req
                 .header("traceparent")
                 .and_then(|t| parse_traceparent(&t))
-                .unwrap_or_else(|| (hex(&random::<16>()), "01".into()));
-            let tp = format!("00-{trace}-{}-{flags}", hex(&random::<8>()));
+                .unwrap_or_else(|| (hex(&part(16)), "01".into()));
+            let tp = format!("00-{trace}-{}-{flags}", hex(&r[32..40]));
             req.context_set("traceparent", &tp);
             result = result.and_then(|()| req.set_header("traceparent", &tp));
         }
