@@ -50,7 +50,7 @@ impl<P: Plugin> Adapter<P> {
         std::panic::set_hook(Box::new(|info| {
             crate::log::error(&format!("panicked: {info}"));
         }));
-        let config: P::Config = crate::serde_json::from_str(&config).map_err(|e| e.to_string())?;
+        let config: P::Config = crate::config::parse(&config)?;
         let plugin = P::new(config)?;
         let phases = phases(&plugin);
         PLUGIN.with(|slot| *slot.borrow_mut() = Some(Box::new(plugin)));

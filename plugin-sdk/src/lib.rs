@@ -29,6 +29,7 @@
 mod action;
 mod adapter;
 pub mod caps;
+mod config;
 pub mod hex;
 mod rules;
 mod message;

@@ -31,7 +31,7 @@ pub struct TestHost<P: Plugin> {
 impl<P: Plugin> TestHost<P> {
     /// Builds the plugin as the gateway's `init` would; `Err` is what the gateway would report.
     pub fn new(config_json: &str) -> Result<Self, String> {
-        let config: P::Config = serde_json::from_str(config_json).map_err(|e| e.to_string())?;
+        let config: P::Config = crate::config::parse(config_json)?;
         Ok(TestHost {
             plugin: P::new(config)?,
         })

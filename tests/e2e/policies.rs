@@ -605,6 +605,17 @@ async fn rate_limit_and_request_id_refuse_bad_configs() {
         r#"{ name = "rate-limit", config = { limit = 5, algorithm = "token_bucket" } }"#,
     ));
     assert!(err.contains("unknown variant `token_bucket`"), "{err}");
+    // A wrong value names its key and drops the JSON position the user never wrote.
+    let err = check_refuses(&one_route(
+        &a,
+        &["rate-limit"],
+        r#"{ name = "rate-limit", config = { limit = -1 } }"#,
+    ));
+    assert!(
+        err.contains("`limit`: invalid value: integer `-1`, expected u64; fix `limit`"),
+        "{err}"
+    );
+    assert!(!err.contains("column 1"), "{err}");
     let err = check_refuses(&one_route(
         &a,
         &["request-id"],
