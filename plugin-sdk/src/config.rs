@@ -53,7 +53,10 @@ mod tests {
             "`limit`: invalid value: integer `-1`, expected u64; fix `limit` in this plugin's `config` table"
         );
         let e = parse::<Limits>(r#"{"limit": 1, "per": [{"nmae": "x"}]}"#).unwrap_err();
-        assert!(e.starts_with("`per[0].nmae`: unknown field `nmae`, expected `name`"), "{e}");
+        assert!(
+            e.starts_with("`per[0].nmae`: unknown field `nmae`, expected `name`"),
+            "{e}"
+        );
         let e = parse::<Limits>(r#"{}"#).unwrap_err();
         assert!(e.starts_with("missing field `limit`"), "{e}");
     }

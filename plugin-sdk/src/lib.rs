@@ -31,8 +31,8 @@ mod adapter;
 pub mod caps;
 mod config;
 pub mod hex;
-mod rules;
 mod message;
+mod rules;
 pub mod testing;
 
 /// Bindings generated from `wit/plugin.wit`; the types above wrap them.

@@ -114,7 +114,9 @@ impl<'a> Request<'a> {
                 self.1.push(e);
                 Ok(())
             }
-            (Req::Test(t), wit::Edit::SetHeader((n, v))) => t.borrow_mut().headers.set_header(&n, &v),
+            (Req::Test(t), wit::Edit::SetHeader((n, v))) => {
+                t.borrow_mut().headers.set_header(&n, &v)
+            }
             (Req::Test(t), wit::Edit::AppendHeader((n, v))) => {
                 t.borrow_mut().headers.append_header(&n, &v)
             }

@@ -14,17 +14,17 @@ pub enum Failure {
 }
 
 impl Failure {
-    pub fn from_error(e: wasmtime::Error) -> Failure {
+    /// `memory_refused`: the store's limiter refused to grow a memory during the call.
+    pub fn from_error(e: wasmtime::Error, memory_refused: bool) -> Failure {
         if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
             return Failure::Deadline;
         }
-        let text = format!("{e:#}");
-        if text.contains("memory") && (text.contains("grow") || text.contains("limit")) {
-            Failure::Memory
-        } else {
-            // The first line names the trap; the rest is a wasm backtrace.
-            Failure::Trap(text.lines().next().unwrap_or("trap").to_string())
+        if memory_refused {
+            return Failure::Memory;
         }
+        // The first line names the trap; the rest is a wasm backtrace.
+        let text = format!("{e:#}");
+        Failure::Trap(text.lines().next().unwrap_or("trap").to_string())
     }
 
     /// Label for logs and metrics.
@@ -71,10 +71,10 @@ pub enum CallError {
 }
 
 impl CallError {
-    pub fn classify(e: wasmtime::Error, what: &'static str) -> CallError {
+    pub fn classify(e: wasmtime::Error, memory_refused: bool, what: &'static str) -> CallError {
         CallError::Failed {
             what,
-            failure: Failure::from_error(e),
+            failure: Failure::from_error(e, memory_refused),
         }
     }
 }

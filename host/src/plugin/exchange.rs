@@ -92,7 +92,11 @@ fn remove(h: &mut HeaderMap, name: &str) {
 }
 
 /// Applies one batch of edits to `h` (and the context); `Err` names the first bad edit.
-fn apply(h: &mut HeaderMap, ctx: &mut Vec<(String, String)>, edits: Vec<Edit>) -> Result<(), String> {
+fn apply(
+    h: &mut HeaderMap,
+    ctx: &mut Vec<(String, String)>,
+    edits: Vec<Edit>,
+) -> Result<(), String> {
     for (i, e) in edits.into_iter().enumerate() {
         let done = match e {
             Edit::SetHeader((n, v)) => set(h, &n, &v, false),

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use wasmtime::component::{Resource, ResourceTable};
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::types::LogEntry;
@@ -18,7 +18,7 @@ use super::settings::Env;
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: Limiter,
     /// Epoch ticks this call may still run (see `Live::call`).
     ticks_left: u64,
     /// The exchange of the call in progress.
@@ -32,6 +32,49 @@ impl WasiView for HostState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+/// The store's memory and table limits, remembering whether it refused a growth: that, not the
+/// text of the trap that follows, tells a memory cap hit from other traps.
+struct Limiter {
+    inner: StoreLimits,
+    refused: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let grown = self.inner.memory_growing(current, desired, maximum);
+        if !matches!(grown, Ok(true)) {
+            self.refused = true;
+        }
+        grown
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
     }
 }
 
@@ -85,11 +128,14 @@ impl Live {
         let state = HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(env.limits.memory)
-                .trap_on_grow_failure(true)
-                .instances(64)
-                .build(),
+            limits: Limiter {
+                inner: StoreLimitsBuilder::new()
+                    .memory_size(env.limits.memory)
+                    .trap_on_grow_failure(true)
+                    .instances(64)
+                    .build(),
+                refused: false,
+            },
             ticks_left: env.limits.ticks(),
             exchange: None,
             env: env.clone(),
@@ -111,14 +157,14 @@ impl Live {
         let guest = pre
             .instantiate_async(&mut store)
             .await
-            .map_err(|e| CallError::classify(e, "instantiate"))?;
+            .map_err(|e| CallError::classify(e, store.data().limits.refused, "instantiate"))?;
         store.data_mut().ticks_left = env.limits.ticks();
         store.set_epoch_deadline(1);
         let phases = guest
             .wasmgate_plugin_guest()
             .call_init(&mut store, config_json)
             .await
-            .map_err(|e| CallError::classify(e, "init"))?
+            .map_err(|e| CallError::classify(e, store.data().limits.refused, "init"))?
             .map_err(CallError::ConfigRefused)?;
         Ok((Live { store, guest }, phases))
     }
@@ -136,7 +182,7 @@ impl Live {
             .wasmgate_plugin_guest()
             .call_on_log(&mut self.store, entry)
             .await
-            .map_err(Failure::from_error)
+            .map_err(|e| Failure::from_error(e, self.store.data().limits.refused))
     }
 
     /// Runs one phase on `ex`. The exchange always comes back, also when the call failed.
@@ -168,6 +214,7 @@ impl Live {
             .exchange
             .take()
             .unwrap_or_else(|| Box::new(Exchange::detached()));
-        (ex, result.map_err(Failure::from_error))
+        let refused = self.store.data().limits.refused;
+        (ex, result.map_err(|e| Failure::from_error(e, refused)))
     }
 }
