@@ -24,6 +24,34 @@ pub enum ProxyError {
     ClientBody(#[from] ClientBodyError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// A body is over what the route's body plugins may buffer.
+    #[error("the {which} body is over {limit} bytes, the limit of this route's body plugins")]
+    PluginBodyTooLarge { which: BodyOf, limit: usize },
+    /// A body could not be decoded for the route's body plugins.
+    #[error("the {which} body: {reason}")]
+    BodyDecode { which: BodyOf, reason: String },
+    /// A `fail = "closed"` plugin failed.
+    #[error("plugin `{plugin}` {}", failure.summary())]
+    PluginFailed {
+        plugin: String,
+        failure: crate::plugin::Failure,
+    },
+}
+
+/// Which body an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyOf {
+    Request,
+    Response,
+}
+
+impl std::fmt::Display for BodyOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BodyOf::Request => "request",
+            BodyOf::Response => "upstream's response",
+        })
+    }
 }
 
 /// Why reading the client's request body stopped. Raised by the body stream itself, so it also
@@ -79,6 +107,24 @@ impl ProxyError {
             ) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Upstream(UpstreamError::Request(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::PluginBodyTooLarge {
+                which: BodyOf::Request,
+                ..
+            } => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::BodyDecode {
+                which: BodyOf::Request,
+                ..
+            } => StatusCode::BAD_REQUEST,
+            ProxyError::PluginBodyTooLarge { .. } | ProxyError::BodyDecode { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            // Out of time or memory may pass on retry; any other trap will not.
+            ProxyError::PluginFailed { failure, .. } => match failure {
+                crate::plugin::Failure::Deadline | crate::plugin::Failure::Memory => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                crate::plugin::Failure::Trap(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
         }
     }
 
@@ -101,6 +147,13 @@ impl ProxyError {
             },
             other => other.to_string(),
         }
+    }
+}
+
+impl ProxyError {
+    /// The problem document the client gets.
+    pub fn response<B: From<bytes::Bytes>>(&self) -> Response<B> {
+        problem(self.status(), &self.detail())
     }
 }
 

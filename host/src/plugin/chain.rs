@@ -152,17 +152,15 @@ fn count_failure(step: &Step, failure: &Failure) {
     .increment(1);
 }
 
-/// 503 when the plugin ran out of time or memory (it may pass on retry), 500 for other traps.
+/// The answer of a fail-closed plugin that failed.
 fn failed_closed(step: &Step, failure: &Failure) -> Reply {
-    let status = match failure {
-        Failure::Deadline | Failure::Memory => StatusCode::SERVICE_UNAVAILABLE,
-        Failure::Trap(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    let err = crate::error::ProxyError::PluginFailed {
+        plugin: step.name().to_string(),
+        failure: failure.clone(),
     };
-    let detail = format!("plugin `{}` {}", step.name(), failure.summary());
-    let resp: http::Response<Bytes> = crate::error::problem(status, &detail);
-    let (parts, body) = resp.into_parts();
+    let (parts, body) = err.response::<Bytes>().into_parts();
     Reply {
-        status,
+        status: parts.status,
         headers: parts.headers,
         body,
     }

@@ -24,7 +24,7 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use crate::error::{ClientBodyError, ProxyError, problem};
+use crate::error::{ClientBodyError, ProxyError};
 use crate::router::RequestView;
 use crate::runtime::{RouteTarget, Runtime};
 use crate::upstream::{Body, HashSource, Target, Upstream};
@@ -67,7 +67,7 @@ pub async fn handle(
             if status.is_server_error() {
                 tracing::warn!(error = %e, "request failed");
             }
-            problem(status, &e.detail())
+            e.response()
         }
     };
     if let Some(r) = record.as_deref_mut() {

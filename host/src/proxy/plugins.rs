@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use super::body::AccessRecord;
 use super::encoding::{self, DecodeError};
 use super::{ClientBody, Forward, ResponseBody, send};
-use crate::error::{ClientBodyError, ProxyError, problem};
+use crate::error::{BodyOf, ClientBodyError, ProxyError};
 use crate::plugin::{Chain, Exchange, Phase, Phases, Reply, ResponseState, Verdict};
 use crate::upstream::BoxError;
 
@@ -76,7 +76,11 @@ async fn exchange(
         let bytes = match Limited::new(body, chain.body_limit).collect().await {
             Ok(c) => c.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                let resp = too_large("request", chain.body_limit);
+                let resp = ProxyError::PluginBodyTooLarge {
+                    which: BodyOf::Request,
+                    limit: chain.body_limit,
+                }
+                .response();
                 return respond(chain, ex, resp, all).await;
             }
             Err(e) => {
@@ -90,7 +94,11 @@ async fn exchange(
         let decoded = match decode(chain, &ex.headers, bytes.clone()) {
             Ok(d) => d,
             Err(e) => {
-                let resp = problem(StatusCode::BAD_REQUEST, &e.to_string());
+                let resp = ProxyError::BodyDecode {
+                    which: BodyOf::Request,
+                    reason: e.to_string(),
+                }
+                .response();
                 return respond(chain, ex, resp, all).await;
             }
         };
@@ -126,7 +134,7 @@ async fn exchange(
             if e.status().is_server_error() {
                 tracing::warn!(error = %e, "request failed");
             }
-            problem(e.status(), &e.detail())
+            e.response()
         }
     };
     respond(chain, ex, resp, all).await
@@ -220,15 +228,22 @@ async fn response_body(
         Some(b) => return Ok((b.clone(), b)),
         None => match Limited::new(body, chain.body_limit).collect().await {
             Ok(c) => c.to_bytes(),
-            Err(_) => return Err(too_large("upstream's response", chain.body_limit)),
+            Err(_) => {
+                return Err(ProxyError::PluginBodyTooLarge {
+                    which: BodyOf::Response,
+                    limit: chain.body_limit,
+                }
+                .response());
+            }
         },
     };
     match decode(chain, &r.headers, raw.clone()) {
         Ok(decoded) => Ok((raw, decoded)),
-        Err(e) => Err(problem(
-            StatusCode::BAD_GATEWAY,
-            &format!("the upstream's response: {e}"),
-        )),
+        Err(e) => Err(ProxyError::BodyDecode {
+            which: BodyOf::Response,
+            reason: e.to_string(),
+        }
+        .response()),
     }
 }
 
@@ -255,17 +270,6 @@ fn settle(headers: &mut http::HeaderMap, raw: Bytes, given: &Bytes, after: Bytes
         encoding::fix_framing(headers, after.len(), decoded);
         after
     }
-}
-
-fn too_large(what: &str, limit: usize) -> Response<ResponseBody> {
-    let detail =
-        format!("the {what} body is over {limit} bytes, the limit of this route's body plugins");
-    let status = if what == "request" {
-        StatusCode::PAYLOAD_TOO_LARGE
-    } else {
-        StatusCode::BAD_GATEWAY
-    };
-    problem(status, &detail)
 }
 
 fn may_have_body(method: &Method, status: StatusCode) -> bool {
