@@ -16,9 +16,16 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+# Each step says how long it took, so the slow ones are known (the budget: well under 30 min).
+step() {
+  local started=$SECONDS
+  "$@"
+  echo "== $* ($((SECONDS - started)) s)" >&2
+}
 # The plugins the tests load, as real components (adds the wasm32-wasip2 target if missing).
-plugins/build.sh
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets -- -D warnings
+step plugins/build.sh
+step cargo fmt --all -- --check
+step cargo clippy --workspace --all-targets -- -D warnings
 # Release build: the end-to-end tests run the gateway as users do.
-cargo test --workspace --release
+step cargo test --workspace --release
+echo "== tests/run.sh: $SECONDS s in all" >&2
