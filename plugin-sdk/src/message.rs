@@ -28,6 +28,9 @@ pub struct Request<'a>(Req<'a>, Pending);
 /// The response on its way back to the client.
 pub struct Response<'a>(Resp<'a>, Pending);
 
+/// The host's `apply` of one request or response.
+type HostApply<'h> = dyn Fn(&[wit::Edit]) -> Result<(), String> + 'h;
+
 /// Writes not yet sent to the host, and the first error a send met.
 #[derive(Default)]
 struct Pending {
@@ -60,8 +63,9 @@ impl Pending {
         })
     }
 
-    /// Sends the pending edits with `apply`.
-    fn flush(&self, apply: impl FnOnce(&[wit::Edit]) -> Result<(), String>) {
+    /// Sends the pending edits through `host` (none under the test host, which applied them).
+    fn flush(&self, host: Option<&HostApply>) {
+        let Some(apply) = host else { return };
         let edits = std::mem::take(&mut *self.edits.borrow_mut());
         if edits.is_empty() {
             return;
@@ -71,7 +75,16 @@ impl Pending {
         }
     }
 
-    fn result(&self) -> Result<(), String> {
+    /// Before reading header `name` (any header when `None`): make pending writes visible.
+    fn sync(&self, name: Option<&str>, host: Option<&HostApply>) {
+        if self.touches(name) {
+            self.flush(host);
+        }
+    }
+
+    /// Sends what is pending; `Err` if the host refused an edit.
+    fn finish(&self, host: Option<&HostApply>) -> Result<(), String> {
+        self.flush(host);
         match self.failed.borrow_mut().take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -90,44 +103,27 @@ impl<'a> Request<'a> {
 
     /// Sends what is pending; `Err` if the host refused an edit.
     pub(crate) fn finish(&self) -> Result<(), String> {
-        self.flush();
-        self.1.result()
-    }
-
-    fn flush(&self) {
-        if let Req::Host(h) = self.0 {
-            self.1.flush(|e| h.apply(e));
+        match self.0 {
+            Req::Host(h) => self.1.finish(Some(&|e: &[wit::Edit]| h.apply(e))),
+            Req::Test(_) => self.1.finish(None),
         }
     }
 
-    /// Before reading header `name` (any header when `None`): make pending writes visible.
     fn sync(&self, name: Option<&str>) {
-        if self.1.touches(name) {
-            self.flush();
+        match self.0 {
+            Req::Host(h) => self.1.sync(name, Some(&|e: &[wit::Edit]| h.apply(e))),
+            Req::Test(_) => {}
         }
     }
 
     /// Queues `e` in the gateway; applies it at once under the test host.
     fn edit(&self, e: wit::Edit) -> Result<(), String> {
-        match (self.0, e) {
-            (Req::Host(_), e) => {
+        match self.0 {
+            Req::Host(_) => {
                 self.1.push(e);
                 Ok(())
             }
-            (Req::Test(t), wit::Edit::SetHeader((n, v))) => {
-                t.borrow_mut().headers.set_header(&n, &v)
-            }
-            (Req::Test(t), wit::Edit::AppendHeader((n, v))) => {
-                t.borrow_mut().headers.append_header(&n, &v)
-            }
-            (Req::Test(t), wit::Edit::RemoveHeader(n)) => {
-                t.borrow_mut().headers.remove_header(&n);
-                Ok(())
-            }
-            (Req::Test(t), wit::Edit::SetContext((k, v))) => {
-                t.borrow_mut().context_set(&k, &v);
-                Ok(())
-            }
+            Req::Test(t) => t.borrow_mut().apply(e),
         }
     }
 }
@@ -143,39 +139,27 @@ impl<'a> Response<'a> {
 
     /// Sends what is pending; `Err` if the host refused an edit.
     pub(crate) fn finish(&self) -> Result<(), String> {
-        self.flush();
-        self.1.result()
-    }
-
-    fn flush(&self) {
-        if let Resp::Host(h) = self.0 {
-            self.1.flush(|e| h.apply(e));
+        match self.0 {
+            Resp::Host(h) => self.1.finish(Some(&|e: &[wit::Edit]| h.apply(e))),
+            Resp::Test(_) => self.1.finish(None),
         }
     }
 
     fn sync(&self, name: Option<&str>) {
-        if self.1.touches(name) {
-            self.flush();
+        match self.0 {
+            Resp::Host(h) => self.1.sync(name, Some(&|e: &[wit::Edit]| h.apply(e))),
+            Resp::Test(_) => {}
         }
     }
 
+    /// Queues `e` in the gateway; applies it at once under the test host.
     fn edit(&self, e: wit::Edit) -> Result<(), String> {
-        match (self.0, e) {
-            (Resp::Host(_), e) => {
+        match self.0 {
+            Resp::Host(_) => {
                 self.1.push(e);
                 Ok(())
             }
-            (Resp::Test(t), wit::Edit::SetHeader((n, v))) => {
-                t.borrow_mut().headers.set_header(&n, &v)
-            }
-            (Resp::Test(t), wit::Edit::AppendHeader((n, v))) => {
-                t.borrow_mut().headers.append_header(&n, &v)
-            }
-            (Resp::Test(t), wit::Edit::RemoveHeader(n)) => {
-                t.borrow_mut().headers.remove_header(&n);
-                Ok(())
-            }
-            (Resp::Test(_), wit::Edit::SetContext(_)) => Ok(()),
+            Resp::Test(t) => t.borrow_mut().headers.apply(e),
         }
     }
 }

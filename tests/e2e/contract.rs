@@ -194,13 +194,8 @@ async fn a_plugin_built_for_0_1_is_refused_with_the_version_and_what_to_do() {
         "old version serving"
     );
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmgate"))
-        .args(["check", "-c"])
-        .arg(&gw.config_path)
-        .output()
-        .expect("check");
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (accepted, text) = check(&gw.config_path);
+    assert!(!accepted);
     assert!(
         text.contains("was built for wasmgate:plugin@0.1.0"),
         "{text}"

@@ -322,16 +322,8 @@ async fn an_empty_config_is_refused_by_check_reload_and_run() {
     }
     // Unless asked for on purpose.
     std::fs::write(&path, "[server]\nallow_empty = true\n").expect("write");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmgate"))
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .expect("wasmgate");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (accepted, err) = check(&path);
+    assert!(accepted, "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

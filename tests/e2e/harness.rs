@@ -74,6 +74,19 @@ pub fn plugin_cache() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache")
 }
 
+/// `wasmgate check -c path`: whether it accepted the file, and what it wrote to stderr.
+pub fn check(path: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmgate"))
+        .args(["check", "-c"])
+        .arg(path)
+        .output()
+        .expect("run wasmgate check");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A `[plugins.NAME]` block for a built plugin, plus `extra` settings.
 pub fn plugin_block(name: &str, file: &str, extra: &str) -> String {
     format!(

@@ -580,13 +580,8 @@ async fn jwt_bad_configs_are_refused_at_load() {
         let dir = temp_dir("jwt-check");
         let path = dir.join("gateway.toml");
         std::fs::write(&path, Gateway::config(&text)).expect("write");
-        let out = Command::new(env!("CARGO_BIN_EXE_wasmgate"))
-            .args(["check", "-c"])
-            .arg(&path)
-            .output()
-            .expect("check");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success());
+        let (accepted, err) = check(&path);
+        assert!(!accepted);
         assert!(
             err.contains("route `api` plugin `jwt`") && err.contains(expect),
             "{err}"

@@ -389,13 +389,8 @@ async fn bad_plugin_config_is_refused_with_file_route_and_plugin() {
     );
 
     // `wasmgate check` reports the same, with line and column.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmgate"))
-        .args(["check", "-c"])
-        .arg(&gw.config_path)
-        .output()
-        .expect("check");
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (accepted, text) = check(&gw.config_path);
+    assert!(!accepted);
     let written = std::fs::read_to_string(&gw.config_path).expect("config");
     let line = written
         .lines()

@@ -227,14 +227,10 @@ fn check_refuses(extra: &str) -> String {
     let dir = temp_dir("check");
     let path = dir.join("gateway.toml");
     std::fs::write(&path, Gateway::config(extra)).expect("write");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmgate"))
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .expect("check");
-    assert!(!out.status.success(), "check accepted:\n{extra}");
+    let (accepted, err) = check(&path);
+    assert!(!accepted, "check accepted:\n{extra}");
     let _ = std::fs::remove_dir_all(dir);
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    err
 }
 
 fn one_route(up: &Upstream, defs: &[&str], chain: &str) -> String {

@@ -21,12 +21,6 @@ fn count_header() -> String {
 
 #[plugin]
 impl Plugin for JsonRequest {
-    type Config = Self;
-
-    fn new(c: Self) -> Result<Self, String> {
-        Ok(c)
-    }
-
     fn on_request_body(&self, req: &Request) -> Action {
         let body = req.body().unwrap_or_default();
         let mut obj = match serde_json::from_slice::<Value>(&body) {

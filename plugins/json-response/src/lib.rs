@@ -12,12 +12,6 @@ pub struct JsonResponse {
 
 #[plugin]
 impl Plugin for JsonResponse {
-    type Config = Self;
-
-    fn new(c: Self) -> Result<Self, String> {
-        Ok(c)
-    }
-
     fn on_response_body(&self, _req: &Request, resp: &Response) -> Action {
         let body = resp.body().unwrap_or_default();
         let Ok(Value::Object(mut obj)) = serde_json::from_slice::<Value>(&body) else {

@@ -9,12 +9,6 @@ pub struct MemoryBomb {}
 
 #[plugin]
 impl Plugin for MemoryBomb {
-    type Config = Self;
-
-    fn new(c: Self) -> Result<Self, String> {
-        Ok(c)
-    }
-
     fn on_request_headers(&self, _req: &Request) -> Action {
         let mut hoard: Vec<Vec<u8>> = Vec::new();
         loop {

@@ -9,12 +9,6 @@ pub struct Noop {}
 
 #[plugin]
 impl Plugin for Noop {
-    type Config = Self;
-
-    fn new(c: Self) -> Result<Self, String> {
-        Ok(c)
-    }
-
     fn on_request_headers(&self, _req: &Request) -> Action {
         Action::Continue
     }

@@ -16,12 +16,6 @@ pub struct Probe {
 
 #[plugin]
 impl Plugin for Probe {
-    type Config = Self;
-
-    fn new(c: Self) -> Result<Self, String> {
-        Ok(c)
-    }
-
     fn on_request_headers(&self, req: &Request) -> Action {
         self.calls.set(self.calls.get() + 1);
         let env = std::env::var(&self.env).unwrap_or_else(|_| "(none)".into());

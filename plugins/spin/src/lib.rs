@@ -9,12 +9,6 @@ pub struct Spin {}
 
 #[plugin]
 impl Plugin for Spin {
-    type Config = Self;
-
-    fn new(c: Self) -> Result<Self, String> {
-        Ok(c)
-    }
-
     fn on_request_headers(&self, _req: &Request) -> Action {
         let mut n: u64 = 0;
         loop {
