@@ -56,6 +56,23 @@ impl Answer {
             .body(body.to_string())
     }
 
+    /// A 401 problem with its challenge (RFC 9110 §11.6.1):
+    /// `WWW-Authenticate: <scheme> k1="v1", k2="v2"`. Quotes, backslashes, control and
+    /// non-ASCII characters are dropped from the values, so a detail taken from a token cannot
+    /// break (or lose) the header.
+    pub fn unauthorized(scheme: &str, params: &[(&str, &str)], detail: &str) -> Answer {
+        let mut challenge = scheme.to_string();
+        for (i, (k, v)) in params.iter().enumerate() {
+            let clean: String = v
+                .chars()
+                .filter(|c| c.is_ascii() && !c.is_ascii_control() && *c != '"' && *c != '\\')
+                .collect();
+            challenge.push_str(if i == 0 { " " } else { ", " });
+            challenge.push_str(&format!("{k}=\"{clean}\""));
+        }
+        Answer::problem(401, detail).header("www-authenticate", &challenge)
+    }
+
     /// Adds a header.
     pub fn header(mut self, name: &str, value: &str) -> Answer {
         self.headers.push((name.to_string(), value.to_string()));
@@ -96,5 +113,32 @@ impl From<Action> for wit::Action {
                 body: a.body,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unauthorized_carries_a_clean_challenge() {
+        let a = Answer::unauthorized(
+            "Bearer",
+            &[
+                ("error", "invalid_token"),
+                ("error_description", "bad \"sig\"\n\u{e9}"),
+            ],
+            "bad token",
+        );
+        assert_eq!(a.status, 401);
+        let challenge = a
+            .headers
+            .iter()
+            .find(|(k, _)| k == "www-authenticate")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(
+            challenge,
+            Some("Bearer error=\"invalid_token\", error_description=\"bad sig\"")
+        );
     }
 }

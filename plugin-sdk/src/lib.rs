@@ -31,6 +31,7 @@ mod adapter;
 pub mod caps;
 mod config;
 pub mod hex;
+mod identity;
 mod message;
 mod rules;
 pub mod testing;
@@ -49,6 +50,7 @@ pub mod bindings {
 
 pub use action::{Action, Answer};
 pub use caps::{clock, http, kv, log, metrics};
+pub use identity::Identity;
 pub use message::{Request, Response};
 pub use wasmgate_plugin_sdk_macros::plugin;
 
@@ -65,7 +67,9 @@ pub use serde_json;
 
 /// Everything a plugin usually needs.
 pub mod prelude {
-    pub use crate::{Action, Answer, LogEntry, Phases, Plugin, Request, Response, plugin};
+    pub use crate::{
+        Action, Answer, Identity, LogEntry, Phases, Plugin, Request, Response, plugin,
+    };
     pub use crate::{clock, http, kv, log, metrics};
     pub use serde::Deserialize;
 }

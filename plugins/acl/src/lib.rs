@@ -22,7 +22,7 @@ impl Rules {
             && self.roles.is_empty()
     }
 
-    fn matches(&self, who: &Who) -> bool {
+    fn matches(&self, who: &Identity) -> bool {
         let any = |rule: &[String], have: &[String]| rule.iter().any(|r| have.contains(r));
         who.consumer
             .as_ref()
@@ -42,24 +42,6 @@ pub struct Acl {
     deny: Rules,
 }
 
-struct Who {
-    consumer: Option<String>,
-    groups: Vec<String>,
-    scopes: Vec<String>,
-    roles: Vec<String>,
-}
-
-fn list(v: Option<String>, sep: char) -> Vec<String> {
-    v.map(|s| {
-        s.split(sep)
-            .map(str::trim)
-            .filter(|x| !x.is_empty())
-            .map(str::to_string)
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
 #[plugin]
 impl Plugin for Acl {
     type Config = Self;
@@ -72,12 +54,7 @@ impl Plugin for Acl {
     }
 
     fn on_request_headers(&self, req: &Request) -> Action {
-        let who = Who {
-            consumer: req.context_get("consumer"),
-            groups: list(req.context_get("groups"), ','),
-            scopes: list(req.context_get("scopes"), ' '),
-            roles: list(req.context_get("roles"), ','),
-        };
+        let who = Identity::of(req);
         let denied =
             self.deny.matches(&who) || (!self.allow.is_empty() && !self.allow.matches(&who));
         if denied {

@@ -43,12 +43,8 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 impl BasicAuth {
     fn unauthorized(&self, detail: &str) -> Action {
-        Answer::problem(401, detail)
-            .header(
-                "www-authenticate",
-                &format!("Basic realm=\"{}\", charset=\"UTF-8\"", self.realm),
-            )
-            .into()
+        let params = [("realm", self.realm.as_str()), ("charset", "UTF-8")];
+        Answer::unauthorized("Basic", &params, detail).into()
     }
 
     fn check(&self, header: &str) -> Option<&User> {
@@ -105,10 +101,11 @@ impl Plugin for BasicAuth {
         let Some(user) = self.check(&header) else {
             return self.unauthorized("the username or password is wrong");
         };
-        req.context_set("consumer", &user.username);
-        if !user.groups.is_empty() {
-            req.context_set("groups", &user.groups.join(","));
+        Identity {
+            groups: user.groups.clone(),
+            ..Identity::consumer(&user.username)
         }
+        .set_on(req);
         req.remove_header("authorization");
         Action::Continue
     }

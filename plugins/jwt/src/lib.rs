@@ -100,22 +100,20 @@ pub struct Jwt {
 
 /// Why a token was refused; the text goes into `error_description`.
 fn invalid(description: &str) -> Action {
-    let clean: String = description
-        .chars()
-        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
-        .collect();
-    Answer::problem(401, description)
-        .header(
-            "www-authenticate",
-            &format!("Bearer error=\"invalid_token\", error_description=\"{clean}\""),
-        )
-        .into()
+    let params = [
+        ("error", "invalid_token"),
+        ("error_description", description),
+    ];
+    Answer::unauthorized("Bearer", &params, description).into()
 }
 
 fn missing() -> Action {
-    Answer::problem(401, "a bearer token is required")
-        .header("www-authenticate", "Bearer realm=\"wasmgate\"")
-        .into()
+    Answer::unauthorized(
+        "Bearer",
+        &[("realm", "wasmgate")],
+        "a bearer token is required",
+    )
+    .into()
 }
 
 fn parse_alg(s: &str) -> Result<Algorithm, String> {
@@ -401,24 +399,32 @@ impl Plugin for Jwt {
         if self.c.logout {
             return self.revoke(&claims);
         }
-        if let Some(consumer) = claims.get(&self.c.consumer_claim).and_then(claim_text) {
-            req.context_set("consumer", &consumer);
+        let words = |claim: &str, sep: &[char]| -> Vec<String> {
+            claims
+                .get(claim)
+                .and_then(claim_text)
+                .map(|v| {
+                    v.split(sep)
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Identity {
+            consumer: claims.get(&self.c.consumer_claim).and_then(claim_text),
+            tier: self
+                .c
+                .tier_claim
+                .as_ref()
+                .and_then(|c| claims.get(c))
+                .and_then(claim_text),
+            groups: Vec::new(),
+            scopes: words("scope", &[' ', ',']),
+            roles: words("roles", &[',']),
         }
-        if let Some(scope) = claims.get("scope").and_then(claim_text) {
-            req.context_set("scopes", &scope.replace(',', " "));
-        }
-        if let Some(roles) = claims.get("roles").and_then(claim_text) {
-            req.context_set("roles", &roles);
-        }
-        if let Some(t) = self
-            .c
-            .tier_claim
-            .as_ref()
-            .and_then(|c| claims.get(c))
-            .and_then(claim_text)
-        {
-            req.context_set("tier", &t);
-        }
+        .set_on(req);
         for (header, claim) in &self.c.forward_claims {
             match claims.get(claim).and_then(claim_text) {
                 Some(v) => {

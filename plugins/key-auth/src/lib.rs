@@ -43,9 +43,7 @@ pub fn sha256_hex(s: &str) -> String {
 }
 
 fn unauthorized(detail: &str) -> Action {
-    Answer::problem(401, detail)
-        .header("www-authenticate", "ApiKey realm=\"wasmgate\"")
-        .into()
+    Answer::unauthorized("ApiKey", &[("realm", "wasmgate")], detail).into()
 }
 
 impl KeyAuth {
@@ -99,11 +97,12 @@ impl Plugin for KeyAuth {
         let Some(k) = self.keys.iter().find(|k| k.sha256 == hash) else {
             return unauthorized("the API key is not valid");
         };
-        req.context_set("consumer", &k.consumer);
-        req.context_set("tier", &k.tier);
-        if !k.groups.is_empty() {
-            req.context_set("groups", &k.groups.join(","));
+        Identity {
+            tier: Some(k.tier.clone()),
+            groups: k.groups.clone(),
+            ..Identity::consumer(&k.consumer)
         }
+        .set_on(req);
         let mut r = self.strip(req);
         if let Some(h) = &self.consumer_header {
             r = r.and_then(|()| req.set_header(h, &k.consumer));

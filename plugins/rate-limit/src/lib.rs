@@ -112,8 +112,7 @@ pub fn sliding_estimate(previous: u64, current: u64, window_ms: u64, elapsed_ms:
 impl RateLimit {
     fn identity(&self, req: &Request) -> String {
         let who = match &self.by {
-            By::Consumer => req
-                .context_get("consumer")
+            By::Consumer => Identity::consumer_of(req)
                 .map(|c| format!("c:{c}"))
                 .unwrap_or_else(|| format!("ip:{}", req.client_ip())),
             By::Ip => format!("ip:{}", req.client_ip()),

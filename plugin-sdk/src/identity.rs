@@ -1,0 +1,117 @@
+//! Who is calling, as auth plugins found it and policy plugins read it: one typed value kept in
+//! the request context under fixed keys, so every plugin (and a plugin written in another
+//! language, or the log phase's record) agrees on the names and the encodings.
+//!
+//! | field | context key | encoding |
+//! |---|---|---|
+//! | consumer | `consumer` | text |
+//! | tier | `tier` | text |
+//! | groups | `groups` | comma-separated |
+//! | scopes | `scopes` | space-separated (as OAuth's `scope`) |
+//! | roles | `roles` | comma-separated |
+
+use crate::Request;
+
+/// The caller of one request. Empty until an auth plugin sets it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// Who: a user, an API client.
+    pub consumer: Option<String>,
+    /// A service tier (rate limits per tier).
+    pub tier: Option<String>,
+    /// Groups the consumer belongs to.
+    pub groups: Vec<String>,
+    /// OAuth scopes granted.
+    pub scopes: Vec<String>,
+    /// Roles held.
+    pub roles: Vec<String>,
+}
+
+fn list(value: Option<String>, sep: char) -> Vec<String> {
+    value
+        .map(|v| {
+            v.split(sep)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Identity {
+    /// A consumer with nothing else known yet.
+    pub fn consumer(name: &str) -> Identity {
+        Identity {
+            consumer: Some(name.to_string()),
+            ..Identity::default()
+        }
+    }
+
+    /// The identity earlier plugins put on `req`.
+    pub fn of(req: &Request) -> Identity {
+        Identity {
+            consumer: req.context_get("consumer"),
+            tier: req.context_get("tier"),
+            groups: list(req.context_get("groups"), ','),
+            scopes: list(req.context_get("scopes"), ' '),
+            roles: list(req.context_get("roles"), ','),
+        }
+    }
+
+    /// Only the consumer earlier plugins put on `req` (one read, where the rest is not needed).
+    pub fn consumer_of(req: &Request) -> Option<String> {
+        req.context_get("consumer")
+    }
+
+    /// Puts this identity on `req` for later plugins and phases. Fields left empty are not
+    /// written, so two auth plugins can each add what they know.
+    pub fn set_on(&self, req: &Request) {
+        if let Some(c) = &self.consumer {
+            req.context_set("consumer", c);
+        }
+        if let Some(t) = &self.tier {
+            req.context_set("tier", t);
+        }
+        if !self.groups.is_empty() {
+            req.context_set("groups", &self.groups.join(","));
+        }
+        if !self.scopes.is_empty() {
+            req.context_set("scopes", &self.scopes.join(" "));
+        }
+        if !self.roles.is_empty() {
+            req.context_set("roles", &self.roles.join(","));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestRequest;
+
+    #[test]
+    fn round_trips_through_the_context_with_its_encodings() {
+        let req = TestRequest::get("/");
+        let who = Identity {
+            consumer: Some("ann".into()),
+            tier: Some("gold".into()),
+            groups: vec!["staff".into(), "ops".into()],
+            scopes: vec!["orders:read".into(), "orders:write".into()],
+            roles: vec![],
+        };
+        who.set_on(&req.view());
+        assert_eq!(Identity::of(&req.view()), who);
+        assert_eq!(
+            req.view().context_get("scopes").as_deref(),
+            Some("orders:read orders:write")
+        );
+        assert_eq!(
+            req.view().context_get("roles"),
+            None,
+            "empty fields stay unset"
+        );
+        let req = TestRequest::get("/").context("groups", " a, ,b ");
+        assert_eq!(Identity::of(&req.view()).groups, ["a", "b"]);
+    }
+}
