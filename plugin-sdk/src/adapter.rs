@@ -18,14 +18,6 @@ pub(crate) fn phases<P: Plugin>(plugin: &P) -> Phases {
     plugin.phases(P::__PHASES) & (P::__PHASES | Phases::RAW_BODY)
 }
 
-/// The phase's action, unless the host refused the phase's batched writes.
-fn settle(action: Action, flushed: Result<(), String>) -> Action {
-    match flushed {
-        Ok(()) => action,
-        Err(e) => Action::Respond(Answer::problem(500, &e)),
-    }
-}
-
 /// Calls into `P` on behalf of the host.
 pub struct Adapter<P>(PhantomData<P>);
 
@@ -59,32 +51,22 @@ impl<P: Plugin> Adapter<P> {
 
     /// The request-headers phase.
     pub fn on_request_headers(req: &wit::Request) -> wit::Action {
-        let r = Request::host(req);
-        with::<P>(|p| settle(p.on_request_headers(&r), r.finish()))
+        with::<P>(|p| p.on_request_headers(&Request::host(req)))
     }
 
     /// The request-body phase.
     pub fn on_request_body(req: &wit::Request) -> wit::Action {
-        let r = Request::host(req);
-        with::<P>(|p| settle(p.on_request_body(&r), r.finish()))
+        with::<P>(|p| p.on_request_body(&Request::host(req)))
     }
 
     /// The response-headers phase.
     pub fn on_response_headers(req: &wit::Request, resp: &wit::Response) -> wit::Action {
-        let (r, s) = (Request::host(req), Response::host(resp));
-        with::<P>(|p| {
-            let action = p.on_response_headers(&r, &s);
-            settle(action, r.finish().and(s.finish()))
-        })
+        with::<P>(|p| p.on_response_headers(&Request::host(req), &Response::host(resp)))
     }
 
     /// The response-body phase.
     pub fn on_response_body(req: &wit::Request, resp: &wit::Response) -> wit::Action {
-        let (r, s) = (Request::host(req), Response::host(resp));
-        with::<P>(|p| {
-            let action = p.on_response_body(&r, &s);
-            settle(action, r.finish().and(s.finish()))
-        })
+        with::<P>(|p| p.on_response_body(&Request::host(req), &Response::host(resp)))
     }
 
     /// The log phase.

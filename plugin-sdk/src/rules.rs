@@ -1,6 +1,6 @@
-//! What the gateway accepts as a header name and value, checked in the guest so a batched edit
-//! fails where it is written, with the host's own words. The same rules as the host's (the
-//! `http` crate's `HeaderName::from_bytes` and `HeaderValue::from_str`).
+//! What the gateway accepts as a header name and value, so the test host refuses exactly what
+//! the gateway refuses, in its words: the `http` crate's `HeaderName::from_bytes` and
+//! `HeaderValue::from_str` (an earlier test host accepted non-ASCII values the gateway refuses).
 
 /// The name in the form the host keeps it (lowercase), or why it is not one.
 pub fn header_name(name: &str) -> Result<String, String> {

@@ -121,22 +121,6 @@ impl Headers {
         let n = name.to_ascii_lowercase();
         self.0.retain(|(k, _)| *k != n);
     }
-    /// One batched edit, as the host's `apply` does it (context edits are the request's).
-    pub fn apply(
-        &mut self,
-        e: crate::bindings::wasmgate::plugin::types::Edit,
-    ) -> Result<(), String> {
-        use crate::bindings::wasmgate::plugin::types::Edit;
-        match e {
-            Edit::SetHeader((n, v)) => self.set_header(&n, &v),
-            Edit::AppendHeader((n, v)) => self.append_header(&n, &v),
-            Edit::RemoveHeader(n) => {
-                self.remove_header(&n);
-                Ok(())
-            }
-            Edit::SetContext(_) => Ok(()),
-        }
-    }
 }
 
 /// The request state behind a test [`Request`].
@@ -216,18 +200,6 @@ impl ReqState {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
-    }
-    pub fn apply(
-        &mut self,
-        e: crate::bindings::wasmgate::plugin::types::Edit,
-    ) -> Result<(), String> {
-        match e {
-            crate::bindings::wasmgate::plugin::types::Edit::SetContext((k, v)) => {
-                self.context_set(&k, &v);
-                Ok(())
-            }
-            other => self.headers.apply(other),
-        }
     }
     pub fn context_set(&mut self, key: &str, value: &str) {
         match self.context.iter_mut().find(|(k, _)| k == key) {

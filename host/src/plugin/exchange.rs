@@ -11,7 +11,7 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use wasmtime::component::Resource;
 
-use super::bindings::types::{Edit, HostRequest, HostResponse};
+use super::bindings::types::{HostRequest, HostResponse};
 use super::instance::HostState;
 use crate::upstream::{Target, Upstream};
 
@@ -89,30 +89,6 @@ fn remove(h: &mut HeaderMap, name: &str) {
     if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
         h.remove(n);
     }
-}
-
-/// Applies one batch of edits to `h` (and the context); `Err` names the first bad edit.
-fn apply(
-    h: &mut HeaderMap,
-    ctx: &mut Vec<(String, String)>,
-    edits: Vec<Edit>,
-) -> Result<(), String> {
-    for (i, e) in edits.into_iter().enumerate() {
-        let done = match e {
-            Edit::SetHeader((n, v)) => set(h, &n, &v, false),
-            Edit::AppendHeader((n, v)) => set(h, &n, &v, true),
-            Edit::RemoveHeader(n) => {
-                remove(h, &n);
-                Ok(())
-            }
-            Edit::SetContext((k, v)) => {
-                set_context(ctx, k, v);
-                Ok(())
-            }
-        };
-        done.map_err(|err| format!("edit {i}: {err}"))?;
-    }
-    Ok(())
 }
 
 fn set_context(ctx: &mut Vec<(String, String)>, key: String, value: String) {
@@ -304,11 +280,6 @@ impl HostRequest for HostState {
         set_context(&mut self.ex().context, key, value);
     }
 
-    fn apply(&mut self, _: Resource<RequestHandle>, edits: Vec<Edit>) -> Result<(), String> {
-        let ex = self.ex();
-        apply(&mut ex.headers, &mut ex.context, edits)
-    }
-
     fn drop(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<()> {
         Ok(())
     }
@@ -360,15 +331,6 @@ impl HostResponse for HostState {
 
     fn remove_header(&mut self, _: Resource<ResponseHandle>, name: String) {
         remove(&mut self.resp().headers, &name);
-    }
-
-    fn apply(&mut self, _: Resource<ResponseHandle>, edits: Vec<Edit>) -> Result<(), String> {
-        self.resp();
-        let ex = self.ex();
-        match ex.response.as_mut() {
-            Some(r) => apply(&mut r.headers, &mut ex.context, edits),
-            None => Ok(()),
-        }
     }
 
     fn body(&mut self, _: Resource<ResponseHandle>) -> Option<Vec<u8>> {
