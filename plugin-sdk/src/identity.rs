@@ -27,19 +27,20 @@ pub struct Identity {
     pub roles: Vec<String>,
 }
 
-fn list(value: Option<String>, sep: char) -> Vec<String> {
-    value
-        .map(|v| {
-            v.split(sep)
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 impl Identity {
+    /// The non-empty, trimmed items of a list such as a claim's `"a, b"` or `"a b"`.
+    pub fn items(value: Option<&str>, separators: &[char]) -> Vec<String> {
+        value
+            .map(|v| {
+                v.split(separators)
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// A consumer with nothing else known yet.
     pub fn consumer(name: &str) -> Identity {
         Identity {
@@ -53,9 +54,9 @@ impl Identity {
         Identity {
             consumer: req.context_get("consumer"),
             tier: req.context_get("tier"),
-            groups: list(req.context_get("groups"), ','),
-            scopes: list(req.context_get("scopes"), ' '),
-            roles: list(req.context_get("roles"), ','),
+            groups: Self::items(req.context_get("groups").as_deref(), &[',']),
+            scopes: Self::items(req.context_get("scopes").as_deref(), &[' ']),
+            roles: Self::items(req.context_get("roles").as_deref(), &[',']),
         }
     }
 

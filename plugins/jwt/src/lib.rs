@@ -399,18 +399,8 @@ impl Plugin for Jwt {
         if self.c.logout {
             return self.revoke(&claims);
         }
-        let words = |claim: &str, sep: &[char]| -> Vec<String> {
-            claims
-                .get(claim)
-                .and_then(claim_text)
-                .map(|v| {
-                    v.split(sep)
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default()
+        let words = |claim: &str, sep: &[char]| {
+            Identity::items(claims.get(claim).and_then(claim_text).as_deref(), sep)
         };
         Identity {
             consumer: claims.get(&self.c.consumer_claim).and_then(claim_text),
