@@ -148,9 +148,7 @@ impl ProxyError {
             other => other.to_string(),
         }
     }
-}
 
-impl ProxyError {
     /// The problem document the client gets.
     pub fn response<B: From<bytes::Bytes>>(&self) -> Response<B> {
         problem(self.status(), &self.detail())

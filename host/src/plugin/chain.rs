@@ -94,7 +94,7 @@ impl Chain {
                 Ok(Action::Continue) => continue,
                 Ok(Action::Respond(answer)) => reply_from(step, answer),
                 Err(failure) => {
-                    count_failure(step, &failure);
+                    failure.count(step.name(), &step.route, step.env.fail.as_str());
                     match step.env.fail {
                         FailMode::Open => {
                             tracing::warn!(plugin = step.name(), route = %step.route, phase = phase.name(), "plugin {failure}; fail = \"open\": skipped");
@@ -139,17 +139,6 @@ impl Chain {
             }
         }
     }
-}
-
-fn count_failure(step: &Step, failure: &Failure) {
-    metrics::counter!(
-        "wasmgate_plugin_failures_total",
-        "plugin" => step.name().to_string(),
-        "route" => step.route.to_string(),
-        "kind" => failure.kind(),
-        "fail" => step.env.fail.as_str(),
-    )
-    .increment(1);
 }
 
 /// The answer of a fail-closed plugin that failed.

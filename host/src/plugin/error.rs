@@ -27,6 +27,19 @@ impl Failure {
         Failure::Trap(text.lines().next().unwrap_or("trap").to_string())
     }
 
+    /// Counts this failure in `wasmgate_plugin_failures_total`; `fail` is the plugin's fail
+    /// mode, or `log` for the log phase.
+    pub fn count(&self, plugin: &str, route: &str, fail: &'static str) {
+        metrics::counter!(
+            "wasmgate_plugin_failures_total",
+            "plugin" => plugin.to_string(),
+            "route" => route.to_string(),
+            "kind" => self.kind(),
+            "fail" => fail,
+        )
+        .increment(1);
+    }
+
     /// Label for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -91,13 +91,6 @@ fn remove(h: &mut HeaderMap, name: &str) {
     }
 }
 
-fn set_context(ctx: &mut Vec<(String, String)>, key: String, value: String) {
-    match ctx.iter_mut().find(|(k, _)| *k == key) {
-        Some(slot) => slot.1 = value,
-        None => ctx.push((key, value)),
-    }
-}
-
 impl HostState {
     fn ex(&mut self) -> &mut Exchange {
         self.exchange
@@ -277,7 +270,11 @@ impl HostRequest for HostState {
     }
 
     fn context_set(&mut self, _: Resource<RequestHandle>, key: String, value: String) {
-        set_context(&mut self.ex().context, key, value);
+        let ctx = &mut self.ex().context;
+        match ctx.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => ctx.push((key, value)),
+        }
     }
 
     fn drop(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<()> {

@@ -85,8 +85,6 @@ pub enum Phase {
     RequestBody,
     ResponseHeaders,
     ResponseBody,
-    /// After the response was sent; called through [`Live::log`], never [`Live::call`].
-    Log,
 }
 
 impl Phase {
@@ -96,7 +94,6 @@ impl Phase {
             Phase::RequestBody => Phases::REQUEST_BODY,
             Phase::ResponseHeaders => Phases::RESPONSE_HEADERS,
             Phase::ResponseBody => Phases::RESPONSE_BODY,
-            Phase::Log => Phases::LOG,
         }
     }
 
@@ -106,7 +103,6 @@ impl Phase {
             Phase::RequestBody => "request_body",
             Phase::ResponseHeaders => "response_headers",
             Phase::ResponseBody => "response_body",
-            Phase::Log => "log",
         }
     }
 }
@@ -206,7 +202,6 @@ impl Live {
                 g.call_on_response_body(s, Resource::new_borrow(0), Resource::new_borrow(0))
                     .await
             }
-            Phase::Log => Ok(Action::Continue),
         };
         let ex = self
             .store

@@ -152,14 +152,7 @@ fn log_worker(
             match instance.log(&entry).await {
                 Ok(()) => live = Some(instance),
                 Err(failure) => {
-                    metrics::counter!(
-                        "wasmgate_plugin_failures_total",
-                        "plugin" => env.name.to_string(),
-                        "route" => route.to_string(),
-                        "kind" => failure.kind(),
-                        "fail" => "log",
-                    )
-                    .increment(1);
+                    failure.count(&env.name, &route, "log");
                     tracing::warn!(plugin = %env.name, route = %route, phase = "log", "plugin {failure}");
                 }
             }

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::StatusCode;
+use http::uri::PathAndQuery;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -36,8 +37,8 @@ pub struct AccessRecord {
     pub access: bool,
     pub start: Instant,
     pub method: http::Method,
-    pub path: String,
-    pub query: Option<String>,
+    /// Path and query as the client sent them (shares the request's bytes).
+    pub target_pq: PathAndQuery,
     pub client: std::net::IpAddr,
     pub route: Option<std::sync::Arc<str>>,
     pub upstream: Option<std::sync::Arc<str>>,
@@ -63,7 +64,7 @@ impl AccessRecord {
                 target: "access",
                 client = %r.client,
                 method = %r.method,
-                path = %r.path,
+                path = r.target_pq.path(),
                 route = r.route.as_deref().unwrap_or("-"),
                 upstream = r.upstream.as_deref().unwrap_or("-"),
                 target_addr = r.target.as_deref().unwrap_or("-"),
@@ -80,10 +81,7 @@ impl AccessRecord {
         let entry = LogEntry {
             route: r.route.as_deref().unwrap_or("").to_string(),
             method: r.method.to_string(),
-            target: match &r.query {
-                Some(q) => format!("{}?{q}", r.path),
-                None => r.path,
-            },
+            target: r.target_pq.as_str().to_string(),
             status: r.status.as_u16(),
             request_bytes: r.request_bytes,
             response_bytes: bytes,

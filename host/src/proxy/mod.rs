@@ -48,8 +48,11 @@ pub async fn handle(
             access: rt.access_log,
             start: Instant::now(),
             method: req.method().clone(),
-            path: req.uri().path().to_string(),
-            query: req.uri().query().map(str::to_string),
+            target_pq: req
+                .uri()
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
             client: conn.client.ip(),
             route: None,
             upstream: None,

@@ -30,7 +30,7 @@ pub(super) async fn forward(
     mut record: Option<&mut AccessRecord>,
 ) -> Result<Response<ResponseBody>, ProxyError> {
     let (ex, result) = exchange(chain, fwd, params, req, record.as_deref_mut()).await;
-    if let (Some(r), Some(ex)) = (record, ex)
+    if let Some(r) = record
         && chain.phases.contains(Phases::LOG)
     {
         r.log_phase = Some((chain.clone(), ex.context));
@@ -45,10 +45,7 @@ async fn exchange(
     params: Vec<(Arc<str>, String)>,
     req: Request<ClientBody>,
     record: Option<&mut AccessRecord>,
-) -> (
-    Option<Box<Exchange>>,
-    Result<Response<ResponseBody>, ProxyError>,
-) {
+) -> (Box<Exchange>, Result<Response<ResponseBody>, ProxyError>) {
     let (mut parts, body) = req.into_parts();
     let mut ex = Box::new(Exchange {
         method: parts.method.clone(),
@@ -69,7 +66,7 @@ async fn exchange(
     let verdict;
     (ex, verdict) = chain.run(Phase::RequestHeaders, ex, all).await;
     if let Verdict::Answer { reply, at } = verdict {
-        return respond(chain, ex, from_reply(reply), at).await;
+        return answered(respond(chain, ex, from_reply(reply), at).await);
     }
 
     let body = if chain.has(Phase::RequestBody) {
@@ -81,14 +78,14 @@ async fn exchange(
                     limit: chain.body_limit,
                 }
                 .response();
-                return respond(chain, ex, resp, all).await;
+                return answered(respond(chain, ex, resp, all).await);
             }
             Err(e) => {
                 let err = match ClientBodyError::find(&*e) {
                     Some(b) => b.clone().into(),
                     None => ProxyError::BadRequest(format!("reading the request body: {e}")),
                 };
-                return (Some(ex), Err(err));
+                return (ex, Err(err));
             }
         };
         let decoded = match decode(chain, &ex.headers, bytes.clone()) {
@@ -99,14 +96,14 @@ async fn exchange(
                     reason: e.to_string(),
                 }
                 .response();
-                return respond(chain, ex, resp, all).await;
+                return answered(respond(chain, ex, resp, all).await);
             }
         };
         ex.body = Some(decoded.clone());
         let verdict;
         (ex, verdict) = chain.run(Phase::RequestBody, ex, all).await;
         if let Verdict::Answer { reply, at } = verdict {
-            return respond(chain, ex, from_reply(reply), at).await;
+            return answered(respond(chain, ex, from_reply(reply), at).await);
         }
         let after = ex.body.take().unwrap_or_default();
         let out = settle(&mut ex.headers, bytes, &decoded, after);
@@ -137,7 +134,13 @@ async fn exchange(
             e.response()
         }
     };
-    respond(chain, ex, resp, all).await
+    answered(respond(chain, ex, resp, all).await)
+}
+
+fn answered(
+    (ex, resp): (Box<Exchange>, Response<ResponseBody>),
+) -> (Box<Exchange>, Result<Response<ResponseBody>, ProxyError>) {
+    (ex, Ok(resp))
 }
 
 /// Runs the response phases of the first `upto` plugins on `resp`.
@@ -146,13 +149,10 @@ async fn respond(
     mut ex: Box<Exchange>,
     resp: Response<ResponseBody>,
     upto: usize,
-) -> (
-    Option<Box<Exchange>>,
-    Result<Response<ResponseBody>, ProxyError>,
-) {
+) -> (Box<Exchange>, Response<ResponseBody>) {
     let wants_body = chain.has(Phase::ResponseBody) && may_have_body(&ex.method, resp.status());
     if upto == 0 || !(chain.has(Phase::ResponseHeaders) || wants_body) {
-        return (Some(ex), Ok(resp));
+        return (ex, resp);
     }
     let (mut parts, mut body) = resp.into_parts();
     ex.response = Some(ResponseState {
@@ -180,7 +180,7 @@ async fn respond(
     let body = if wants_body {
         let (raw, decoded) = match response_body(chain, &mut ex, body).await {
             Ok(b) => b,
-            Err(resp) => return (Some(ex), Ok(resp)),
+            Err(resp) => return (ex, resp),
         };
         if let Some(r) = ex.response.as_mut() {
             r.body = Some(decoded.clone());
@@ -210,7 +210,7 @@ async fn respond(
         parts.status = r.status;
         parts.headers = r.headers;
     }
-    (Some(ex), Ok(Response::from_parts(parts, body)))
+    (ex, Response::from_parts(parts, body))
 }
 
 /// The response body as the body phase gets it: `(as sent, as handed to plugins)`; an error

@@ -20,14 +20,17 @@ pub struct Config {
     batch_size: usize,
     #[serde(default = "second")]
     flush_ms: u64,
-    #[serde(default = "second")]
-    timeout_ms: u64,
+    #[serde(default = "second_u32")]
+    timeout_ms: u32,
 }
 
 fn ten() -> usize {
     10
 }
 fn second() -> u64 {
+    1000
+}
+fn second_u32() -> u32 {
     1000
 }
 
@@ -75,7 +78,7 @@ impl Plugin for HttpLog {
         if config.batch_size == 0 || config.batch_size > 10_000 {
             return Err("`batch_size` must be 1..=10000".into());
         }
-        if config.timeout_ms == 0 || config.timeout_ms > u64::from(u32::MAX) {
+        if config.timeout_ms == 0 {
             return Err("`timeout_ms` must be at least 1".into());
         }
         Ok(HttpLog {
@@ -107,7 +110,7 @@ impl HttpLog {
         let n = records.len() as u64;
         let body = Value::Array(records).to_string().into_bytes();
         let req = Outgoing::post(&self.config.url, "application/json", body)
-            .timeout_ms(u32::try_from(self.config.timeout_ms).unwrap_or(u32::MAX));
+            .timeout_ms(self.config.timeout_ms);
         let failed = match http::send(&req) {
             Ok(r) if r.status < 300 => None,
             Ok(r) => Some(format!("the collector answered {}", r.status)),
