@@ -320,6 +320,31 @@ async fn trap_fails_closed_or_open_as_configured() {
     gw.wait_log("fail = \\\"open\\\": skipped").await;
 }
 
+/// A plugin that imports nothing that waits is called directly (no fiber): its stdio still
+/// works, and a WASI wait traps with a message saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directly_called_plugin_prints_but_never_blocks() {
+    let a = Upstream::echo("a").await;
+    let gw = Gateway::start(
+        &(upstream_block("a", &[&a], "")
+            + &plugin_block("t", "trap", "stderr = true")
+            + &route("t", "/t", "a", "\"t\"")),
+    )
+    .await;
+    let r = get_with(&gw.url("/t"), &[("x-trap", "print")]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["headers"]["x-trap-passed"], "1");
+    gw.wait_log("trap plugin: printed to stderr").await;
+
+    let r = get_with(&gw.url("/t"), &[("x-trap", "sleep")]).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.json()["detail"], "plugin `t` failed");
+    gw.wait_log("would wait; a plugin may not block on WASI I/O")
+        .await;
+    let r = get_with(&gw.url("/t"), &[]).await;
+    assert_eq!(r.status, 200, "a fresh instance serves the next request");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_metrics_and_logs_reach_the_host() {
     let a = Upstream::echo("a").await;

@@ -22,8 +22,12 @@ impl Failure {
         if memory_refused {
             return Failure::Memory;
         }
-        // The first line names the trap; the rest is a wasm backtrace.
-        let text = format!("{e:#}");
+        // The trap itself, or the host's reason for ending the call; not the wasm backtrace
+        // wasmtime wraps around it.
+        let text = match e.downcast_ref::<wasmtime::Trap>() {
+            Some(trap) => trap.to_string(),
+            None => e.root_cause().to_string(),
+        };
         Failure::Trap(text.lines().next().unwrap_or("trap").to_string())
     }
 

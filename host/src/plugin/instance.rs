@@ -4,14 +4,15 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::component::{Resource, ResourceTable, TypedFunc};
 use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::types::LogEntry;
-use super::bindings::{Action, Phases, Plugin as Guest, PluginPre};
+use super::bindings::{Action, Phases, Plugin as Guest};
 use super::error::{CallError, Failure};
-use super::exchange::Exchange;
+use super::exchange::{Exchange, RequestHandle, ResponseHandle};
+use super::module::Module;
 use super::settings::Env;
 
 /// The state a plugin's store carries.
@@ -21,6 +22,8 @@ pub struct HostState {
     limits: Limiter,
     /// Epoch ticks this call may still run (see `Live::call`).
     ticks_left: u64,
+    /// Whether the call in progress may yield to the scheduler at each tick (async calls).
+    yields: bool,
     /// The exchange of the call in progress.
     pub exchange: Option<Box<Exchange>>,
     pub env: Arc<Env>,
@@ -107,15 +110,29 @@ impl Phase {
     }
 }
 
+type RequestFn = TypedFunc<(Resource<RequestHandle>,), (Action,)>;
+type ResponseFn = TypedFunc<(Resource<RequestHandle>, Resource<ResponseHandle>), (Action,)>;
+
+/// The phase exports as typed functions, for plain synchronous calls.
+struct Phases4 {
+    request_headers: RequestFn,
+    request_body: RequestFn,
+    response_headers: ResponseFn,
+    response_body: ResponseFn,
+}
+
 pub struct Live {
     store: Store<HostState>,
     guest: Guest,
+    /// Present when the plugin imports nothing that waits: its phases are called directly,
+    /// without a fiber (see `wasi.rs`).
+    direct: Option<Phases4>,
 }
 
 impl Live {
     /// A new instance with `init(config)` already run; returns the phases it implements.
     pub async fn start(
-        pre: &PluginPre<HostState>,
+        module: &Module,
         env: &Arc<Env>,
         config_json: &str,
     ) -> Result<(Live, Phases), CallError> {
@@ -133,27 +150,52 @@ impl Live {
                 refused: false,
             },
             ticks_left: env.limits.ticks(),
+            yields: true,
             exchange: None,
             env: env.clone(),
         };
-        let mut store = Store::new(pre.engine(), state);
+        let mut store = Store::new(module.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
-        // Every tick the guest yields to the scheduler, so a busy plugin never holds a worker
-        // thread for its whole deadline; once the ticks are spent, the call traps.
+        // Every tick an async call yields to the scheduler, so a busy plugin that may wait
+        // never holds a worker thread for its whole deadline; a direct call keeps the thread
+        // (it cannot be suspended). Once the ticks are spent, the call traps.
         store.epoch_deadline_callback(|mut ctx| {
             let s = ctx.data_mut();
             if s.ticks_left == 0 {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 s.ticks_left -= 1;
-                Ok(UpdateDeadline::Yield(1))
+                Ok(if s.yields {
+                    UpdateDeadline::Yield(1)
+                } else {
+                    UpdateDeadline::Continue(1)
+                })
             }
         });
         store.set_epoch_deadline(1);
-        let guest = pre
+        let pre = &module.pre;
+        let instance = pre
+            .instance_pre()
             .instantiate_async(&mut store)
             .await
             .map_err(|e| CallError::classify(e, store.data().limits.refused, "instantiate"))?;
+        let guest = Guest::new(&mut store, &instance)
+            .map_err(|e| CallError::classify(e, false, "instantiate"))?;
+        let direct = match &module.direct {
+            None => None,
+            Some(ix) => {
+                let mut typed = || -> wasmtime::Result<Phases4> {
+                    Ok(Phases4 {
+                        request_headers: instance.get_typed_func(&mut store, ix.request_headers)?,
+                        request_body: instance.get_typed_func(&mut store, ix.request_body)?,
+                        response_headers: instance
+                            .get_typed_func(&mut store, ix.response_headers)?,
+                        response_body: instance.get_typed_func(&mut store, ix.response_body)?,
+                    })
+                };
+                Some(typed().map_err(|e| CallError::classify(e, false, "instantiate"))?)
+            }
+        };
         store.data_mut().ticks_left = env.limits.ticks();
         store.set_epoch_deadline(1);
         let phases = guest
@@ -162,18 +204,27 @@ impl Live {
             .await
             .map_err(|e| CallError::classify(e, store.data().limits.refused, "init"))?
             .map_err(CallError::ConfigRefused)?;
-        Ok((Live { store, guest }, phases))
+        Ok((
+            Live {
+                store,
+                guest,
+                direct,
+            },
+            phases,
+        ))
     }
 
-    fn arm(&mut self) {
+    fn arm(&mut self, yields: bool) {
         let ticks = self.store.data().env.limits.ticks();
-        self.store.data_mut().ticks_left = ticks;
+        let s = self.store.data_mut();
+        s.ticks_left = ticks;
+        s.yields = yields;
         self.store.set_epoch_deadline(1);
     }
 
     /// Runs the log phase with `entry`.
     pub async fn log(&mut self, entry: &LogEntry) -> Result<(), Failure> {
-        self.arm();
+        self.arm(true);
         self.guest
             .wasmgate_plugin_guest()
             .call_on_log(&mut self.store, entry)
@@ -188,10 +239,32 @@ impl Live {
         ex: Box<Exchange>,
     ) -> (Box<Exchange>, Result<Action, Failure>) {
         self.store.data_mut().exchange = Some(ex);
-        self.arm();
+        self.arm(self.direct.is_none());
+        let s = &mut self.store;
+        let (req, resp) = (Resource::new_borrow(0), Resource::new_borrow(0));
+        let result = match (&self.direct, phase) {
+            (Some(d), Phase::RequestHeaders) => d.request_headers.call(s, (req,)).map(|r| r.0),
+            (Some(d), Phase::RequestBody) => d.request_body.call(s, (req,)).map(|r| r.0),
+            (Some(d), Phase::ResponseHeaders) => {
+                d.response_headers.call(s, (req, resp)).map(|r| r.0)
+            }
+            (Some(d), Phase::ResponseBody) => d.response_body.call(s, (req, resp)).map(|r| r.0),
+            (None, phase) => self.call_async(phase).await,
+        };
+        let ex = self
+            .store
+            .data_mut()
+            .exchange
+            .take()
+            .unwrap_or_else(|| Box::new(Exchange::detached()));
+        let refused = self.store.data().limits.refused;
+        (ex, result.map_err(|e| Failure::from_error(e, refused)))
+    }
+
+    async fn call_async(&mut self, phase: Phase) -> wasmtime::Result<Action> {
         let g = self.guest.wasmgate_plugin_guest();
         let s = &mut self.store;
-        let result = match phase {
+        match phase {
             Phase::RequestHeaders => g.call_on_request_headers(s, Resource::new_borrow(0)).await,
             Phase::RequestBody => g.call_on_request_body(s, Resource::new_borrow(0)).await,
             Phase::ResponseHeaders => {
@@ -202,14 +275,6 @@ impl Live {
                 g.call_on_response_body(s, Resource::new_borrow(0), Resource::new_borrow(0))
                     .await
             }
-        };
-        let ex = self
-            .store
-            .data_mut()
-            .exchange
-            .take()
-            .unwrap_or_else(|| Box::new(Exchange::detached()));
-        let refused = self.store.data().limits.refused;
-        (ex, result.map_err(|e| Failure::from_error(e, refused)))
+        }
     }
 }

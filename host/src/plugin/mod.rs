@@ -14,6 +14,7 @@ mod instance;
 mod module;
 mod settings;
 mod step;
+mod wasi;
 
 pub use bindings::Phases;
 pub use bindings::types::LogEntry;
@@ -39,7 +40,10 @@ use settings::{Env, Grants, Limits};
 /// The engine and what every plugin shares; one per process.
 pub struct PluginHost {
     engine: Engine,
-    linker: Linker<HostState>,
+    /// For plugins that import something that waits (kv, http-client, files): async calls.
+    waiting: Linker<HostState>,
+    /// For all others: direct calls (see `wasi.rs`).
+    direct: Linker<HostState>,
     pub store: Store,
     local: Arc<crate::store::MemoryStore>,
 }
@@ -66,12 +70,16 @@ impl PluginHost {
             cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
         let engine = Engine::new(&cfg).map_err(|e| EngineError(e.to_string()))?;
-        let mut linker = Linker::new(&engine);
         // A std guest imports WASI even if it never uses it; with an empty `WasiCtx` these calls
         // reach nothing (no files, env, sockets or stdio unless granted).
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .and_then(|()| bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
-            .map_err(|e| EngineError(e.to_string()))?;
+        let linker = |direct: bool| {
+            let mut linker = Linker::new(&engine);
+            wasi::add_to_linker(&mut linker, direct)
+                .and_then(|()| bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
+                .map_err(|e| EngineError(e.to_string()))?;
+            Ok::<_, EngineError>(linker)
+        };
+        let (waiting, direct) = (linker(false)?, linker(true)?);
         let ticker = engine.weak();
         std::thread::Builder::new()
             .name("wasmgate-epoch".into())
@@ -91,7 +99,8 @@ impl PluginHost {
         };
         Ok(Arc::new(PluginHost {
             engine,
-            linker,
+            waiting,
+            direct,
             store,
             local,
         }))
@@ -116,7 +125,13 @@ impl PluginHost {
             let (host, cache, known) = (self.clone(), cache_dir.clone(), previous.to_vec());
             let started = std::time::Instant::now();
             let module = tokio::task::spawn_blocking(move || {
-                Module::load(&host.engine, &host.linker, cache.as_deref(), &path, &known)
+                Module::load(
+                    &host.engine,
+                    [&host.waiting, &host.direct],
+                    cache.as_deref(),
+                    &path,
+                    &known,
+                )
             })
             .await;
             match module {

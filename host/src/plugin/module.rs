@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, ComponentExportIndex, Linker};
 
 use super::bindings::PluginPre;
 use super::error::LoadError;
@@ -21,6 +21,9 @@ pub struct Module {
     pub path: PathBuf,
     pub hash: [u8; 32],
     pub pre: PluginPre<HostState>,
+    /// Where the phase exports are, when the plugin imports nothing that waits and so is
+    /// called directly (see `wasi.rs`); `None` runs every call on a fiber.
+    pub direct: Option<DirectExports>,
     /// Whether the compiled code came from the disk cache.
     pub cached: bool,
 }
@@ -29,7 +32,7 @@ impl Module {
     /// Loads `path`, reusing `known` modules with the same content and the disk cache.
     pub fn load(
         engine: &Engine,
-        linker: &Linker<HostState>,
+        [waiting, direct]: [&Linker<HostState>; 2],
         cache_dir: Option<&Path>,
         path: &Path,
         known: &[Arc<Module>],
@@ -62,7 +65,13 @@ impl Module {
             }
         };
         check_version(engine, &component, &shown)?;
-        let pre = linker
+        let ty = component.component_type();
+        let exports = if super::wasi::waits(ty.imports(engine).map(|(n, _)| n)) {
+            None
+        } else {
+            DirectExports::find(&component)
+        };
+        let pre = if exports.is_some() { direct } else { waiting }
             .instantiate_pre(&component)
             .and_then(PluginPre::new)
             .map_err(|e| LoadError::Contract {
@@ -73,8 +82,34 @@ impl Module {
             path: path.to_path_buf(),
             hash,
             pre,
+            direct: exports,
             cached,
         }))
+    }
+}
+
+/// The exported interface holding the phases.
+const GUEST: &str = "wasmgate:plugin/guest@0.2.0";
+
+/// The phase exports of a plugin called directly.
+pub struct DirectExports {
+    pub request_headers: ComponentExportIndex,
+    pub request_body: ComponentExportIndex,
+    pub response_headers: ComponentExportIndex,
+    pub response_body: ComponentExportIndex,
+}
+
+impl DirectExports {
+    /// `None` when an export is missing: the linker's own check then refuses the component.
+    fn find(c: &Component) -> Option<DirectExports> {
+        let guest = c.get_export_index(None, GUEST)?;
+        let get = |name| c.get_export_index(Some(&guest), name);
+        Some(DirectExports {
+            request_headers: get("on-request-headers")?,
+            request_body: get("on-request-body")?,
+            response_headers: get("on-response-headers")?,
+            response_body: get("on-response-body")?,
+        })
     }
 }
 

@@ -1,5 +1,7 @@
 //! Test plugin: panics (a Wasm trap) when the request has the configured header; passes
-//! everything else, so the next request shows the gateway recovered. With `in_log`, it panics
+//! everything else, so the next request shows the gateway recovered. The header's value
+//! `print` writes a line to stderr and passes; `sleep` waits on a WASI clock, which a plugin
+//! may not do. With `in_log`, it panics
 //! in the log phase instead (after every request), or loops there with `in_log = "loop"`.
 
 use wasmgate_plugin_sdk::prelude::*;
@@ -48,8 +50,11 @@ impl Plugin for Trap {
     }
 
     fn on_request_headers(&self, req: &Request) -> Action {
-        if req.header(&self.when_header).is_some() {
-            panic!("asked to trap");
+        match req.header(&self.when_header).as_deref() {
+            None => {}
+            Some("print") => eprintln!("trap plugin: printed to stderr"),
+            Some("sleep") => std::thread::sleep(std::time::Duration::from_millis(1)),
+            Some(_) => panic!("asked to trap"),
         }
         req.append_header("x-trap-passed", "1").into()
     }
