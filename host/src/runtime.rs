@@ -22,8 +22,8 @@ pub struct RouteTarget {
     pub upstream: Arc<Upstream>,
     /// Replaces the matched `path_prefix` (empty string = strip it).
     pub rewrite_prefix: Option<Box<str>>,
-    /// The route's plugins; `None` when it has none, so such routes pay nothing for them.
-    pub chain: Option<Arc<Chain>>,
+    /// The route's plugins (an empty chain when it has none).
+    pub chain: Arc<Chain>,
     /// Largest request body, in bytes (the route's `max_body` or the server's).
     pub max_body: u64,
 }
@@ -95,7 +95,6 @@ impl Runtime {
         let log_phase = plugins
             .chains
             .iter()
-            .flatten()
             .any(|c| c.phases.contains(crate::plugin::Phases::LOG));
         let mut chains = plugins.chains.into_iter();
 
@@ -116,7 +115,9 @@ impl Runtime {
                         (None, Some(s)) if *s.get_ref() => Some("".into()),
                         _ => None,
                     },
-                    chain: chains.next().flatten(),
+                    chain: chains
+                        .next()
+                        .ok_or_else(|| fail(format!("route {i} has no chain")))?,
                     max_body: r.max_body.unwrap_or(cfg.server.max_body).bytes() as u64,
                 },
             ));

@@ -53,7 +53,8 @@ pub struct PluginHost {
 pub struct Plugins {
     pub modules: Vec<Arc<Module>>,
     /// By route index; `None` for routes without plugins.
-    pub chains: Vec<Option<Arc<Chain>>>,
+    /// One per route, in order; an empty chain for a route without plugins.
+    pub chains: Vec<Arc<Chain>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,10 +155,11 @@ impl PluginHost {
         }
 
         let mut chains = Vec::with_capacity(cfg.routes.len());
+        let none = Arc::new(Chain::new(Vec::new()));
         for (i, r) in cfg.routes.iter().enumerate() {
             let route = r.get_ref();
             if route.plugins.is_empty() {
-                chains.push(None);
+                chains.push(none.clone());
                 continue;
             }
             let route_name: Arc<str> = crate::config::route_name(route, i).into();
@@ -177,7 +179,7 @@ impl PluginHost {
                     )),
                 }
             }
-            chains.push(Some(Arc::new(Chain::new(steps))));
+            chains.push(Arc::new(Chain::new(steps)));
         }
         if errors.is_empty() {
             Ok(Plugins { modules, chains })

@@ -1,7 +1,9 @@
 //! The request path, in the order a request lives it:
 //!
-//! accept (server) → route → [plugin chain on request] → pick target + pooled connection →
-//! forward → [plugin chain on response] → stream the body back → access log.
+//! accept (server) → route → request headers → [buffer, request body] → pick target + pooled
+//! connection → forward → response headers → [buffer, response body] → stream the body back →
+//! access log and log phase. Each bracketed step and each plugin phase runs only when the
+//! route's chain has a plugin for it; a route without plugins has an empty chain.
 
 mod body;
 mod encoding;
@@ -25,6 +27,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::error::{ClientBodyError, ProxyError};
+use crate::plugin::{Chain, Exchange, Phase, Phases, Verdict};
 use crate::router::RequestView;
 use crate::runtime::{RouteTarget, Runtime};
 use crate::upstream::{Body, HashSource, Target, Upstream};
@@ -119,6 +122,17 @@ async fn forward(
     let pq = upstream_path(&req, route, found.prefix_len)?;
     let mut req = limit_body(req, route.max_body, rt.body_read_timeout)?;
     req.body_mut().read_first().await?;
+    let chain = &route.chain;
+    let params = found
+        .params
+        .iter()
+        .map(|(k, r)| {
+            (
+                k.clone(),
+                req.uri().path().get(r.clone()).unwrap_or("").to_string(),
+            )
+        })
+        .collect();
     let fwd = Forward {
         conn,
         route,
@@ -127,23 +141,75 @@ async fn forward(
         pq,
         host,
     };
-    match &route.chain {
-        None => send(fwd, req.map(|b| b.boxed_unsync()), record).await,
-        // Boxed: the plugin path's state stays out of the plain path's future.
-        Some(chain) => {
-            let params = found
-                .params
-                .iter()
-                .map(|(k, r)| {
-                    (
-                        k.clone(),
-                        req.uri().path().get(r.clone()).unwrap_or("").to_string(),
-                    )
-                })
-                .collect();
-            Box::pin(plugins::forward(chain, fwd, params, req, record)).await
+    let (ex, result) = phases(chain, fwd, params, req, record.as_deref_mut()).await;
+    if let Some(r) = record
+        && chain.phases.contains(Phases::LOG)
+    {
+        r.log_phase = Some((chain.clone(), ex.context));
+    }
+    result
+}
+
+/// The phases after routing, in the order of the chart; a route without plugins runs them with
+/// an empty chain, where each phase is a check that finds nothing to call. The exchange comes
+/// back for the log phase.
+async fn phases(
+    chain: &Chain,
+    mut fwd: Forward<'_>,
+    params: Vec<(Arc<str>, String)>,
+    req: Request<ClientBody>,
+    record: Option<&mut AccessRecord>,
+) -> (Box<Exchange>, Result<Response<ResponseBody>, ProxyError>) {
+    let (mut parts, body) = req.into_parts();
+    let mut ex = plugins::exchange(&mut parts, &fwd, params);
+    let all = chain.steps.len();
+
+    // request headers
+    if chain.has(Phase::RequestHeaders) {
+        let verdict;
+        (ex, verdict) = Box::pin(chain.run(Phase::RequestHeaders, ex, all)).await;
+        if let Verdict::Answer { reply, at } = verdict {
+            return plugins::answered(chain, ex, plugins::from_reply(reply), at).await;
         }
     }
+
+    // request body
+    let body = if chain.has(Phase::RequestBody) {
+        match Box::pin(plugins::request_body(chain, ex, body)).await {
+            (back, Ok(body)) => {
+                ex = back;
+                body
+            }
+            (back, Err(early)) => return (back, early),
+        }
+    } else {
+        body.boxed_unsync()
+    };
+
+    // pick + send
+    // Response phases still read the request (e.g. its Origin): keep a copy for them.
+    parts.headers = if chain.has(Phase::ResponseHeaders) || chain.has(Phase::ResponseBody) {
+        ex.headers.clone()
+    } else {
+        std::mem::take(&mut ex.headers)
+    };
+    fwd.pq = ex.pq.clone();
+    if let Some((upstream, target)) = ex.upstream.take() {
+        fwd.upstream = upstream;
+        fwd.target = target;
+    }
+    let resp = match send(fwd, Request::from_parts(parts, body), record).await {
+        Ok(r) => r,
+        Err(e) => {
+            if e.status().is_server_error() {
+                tracing::warn!(error = %e, "request failed");
+            }
+            e.response()
+        }
+    };
+
+    // response headers, response body (the body streams back; the log phase runs at its end)
+    plugins::answered(chain, ex, resp, all).await
 }
 
 /// Where a request goes once its route (and plugins) are done with it.

@@ -1,8 +1,6 @@
-//! The request path of a route with plugins: the same phases as the plain path, with the chain
-//! run at each hook (docs/ARCHITECTURE.md):
-//!
-//! on-request-headers → [buffer body, on-request-body] → pick + forward → on-response-headers →
-//! [buffer body, on-response-body] → stream back → on-log (after the last byte, off the path).
+//! The plugin phases of the request path (`phases` in `mod.rs` runs them in the order of the
+//! chart, docs/ARCHITECTURE.md): the exchange plugins see, the buffered body phases, and the
+//! response phases.
 //!
 //! An answer from a plugin (or a fail-closed plugin) skips the rest of the request phases and
 //! the upstream; the response phases of the plugins before it still run, so e.g. a request-id
@@ -12,42 +10,22 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 
-use super::body::AccessRecord;
 use super::encoding::{self, DecodeError};
-use super::{ClientBody, Forward, ResponseBody, send};
+use super::{ClientBody, Forward, ResponseBody};
 use crate::error::{BodyOf, ClientBodyError, ProxyError};
 use crate::plugin::{Chain, Exchange, Phase, Phases, Reply, ResponseState, Verdict};
-use crate::upstream::BoxError;
+use crate::upstream::{Body, BoxError};
 
-pub(super) async fn forward(
-    chain: &Arc<Chain>,
-    fwd: Forward<'_>,
+/// The exchange plugins see, holding the request's headers while the request phases run.
+pub(super) fn exchange(
+    parts: &mut http::request::Parts,
+    fwd: &Forward<'_>,
     params: Vec<(Arc<str>, String)>,
-    req: Request<ClientBody>,
-    mut record: Option<&mut AccessRecord>,
-) -> Result<Response<ResponseBody>, ProxyError> {
-    let (ex, result) = exchange(chain, fwd, params, req, record.as_deref_mut()).await;
-    if let Some(r) = record
-        && chain.phases.contains(Phases::LOG)
-    {
-        r.log_phase = Some((chain.clone(), ex.context));
-    }
-    result
-}
-
-/// The request and response phases; the exchange comes back for the log phase.
-async fn exchange(
-    chain: &Chain,
-    mut fwd: Forward<'_>,
-    params: Vec<(Arc<str>, String)>,
-    req: Request<ClientBody>,
-    record: Option<&mut AccessRecord>,
-) -> (Box<Exchange>, Result<Response<ResponseBody>, ProxyError>) {
-    let (mut parts, body) = req.into_parts();
-    let mut ex = Box::new(Exchange {
+) -> Box<Exchange> {
+    Box::new(Exchange {
         method: parts.method.clone(),
         pq: fwd.pq.clone(),
         authority: fwd.host.clone(),
@@ -60,86 +38,75 @@ async fn exchange(
         context: Vec::new(),
         upstream: None,
         response: None,
-    });
-    let all = chain.steps.len();
-
-    let verdict;
-    (ex, verdict) = chain.run(Phase::RequestHeaders, ex, all).await;
-    if let Verdict::Answer { reply, at } = verdict {
-        return answered(respond(chain, ex, from_reply(reply), at).await);
-    }
-
-    let body = if chain.has(Phase::RequestBody) {
-        let bytes = match Limited::new(body, chain.body_limit).collect().await {
-            Ok(c) => c.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                let resp = ProxyError::PluginBodyTooLarge {
-                    which: BodyOf::Request,
-                    limit: chain.body_limit,
-                }
-                .response();
-                return answered(respond(chain, ex, resp, all).await);
-            }
-            Err(e) => {
-                let err = match ClientBodyError::find(&*e) {
-                    Some(b) => b.clone().into(),
-                    None => ProxyError::BadRequest(format!("reading the request body: {e}")),
-                };
-                return (ex, Err(err));
-            }
-        };
-        let decoded = match decode(chain, &ex.headers, bytes.clone()) {
-            Ok(d) => d,
-            Err(e) => {
-                let resp = ProxyError::BodyDecode {
-                    which: BodyOf::Request,
-                    reason: e.to_string(),
-                }
-                .response();
-                return answered(respond(chain, ex, resp, all).await);
-            }
-        };
-        ex.body = Some(decoded.clone());
-        let verdict;
-        (ex, verdict) = chain.run(Phase::RequestBody, ex, all).await;
-        if let Verdict::Answer { reply, at } = verdict {
-            return answered(respond(chain, ex, from_reply(reply), at).await);
-        }
-        let after = ex.body.take().unwrap_or_default();
-        let out = settle(&mut ex.headers, bytes, &decoded, after);
-        Full::new(out)
-            .map_err(|never| -> BoxError { match never {} })
-            .boxed_unsync()
-    } else {
-        body.boxed_unsync()
-    };
-
-    // Response phases still read the request (e.g. its Origin): keep a copy for them.
-    parts.headers = if chain.has(Phase::ResponseHeaders) || chain.has(Phase::ResponseBody) {
-        ex.headers.clone()
-    } else {
-        std::mem::take(&mut ex.headers)
-    };
-    fwd.pq = ex.pq.clone();
-    if let Some((upstream, target)) = ex.upstream.take() {
-        fwd.upstream = upstream;
-        fwd.target = target;
-    }
-    let resp = match send(fwd, Request::from_parts(parts, body), record).await {
-        Ok(r) => r,
-        Err(e) => {
-            if e.status().is_server_error() {
-                tracing::warn!(error = %e, "request failed");
-            }
-            e.response()
-        }
-    };
-    answered(respond(chain, ex, resp, all).await)
+    })
 }
 
-fn answered(
-    (ex, resp): (Box<Exchange>, Response<ResponseBody>),
-) -> (Box<Exchange>, Result<Response<ResponseBody>, ProxyError>) {
+/// What the client gets.
+type Outcome = Result<Response<ResponseBody>, ProxyError>;
+type Answered = (Box<Exchange>, Outcome);
+
+/// The request-body phase: buffers the client's body (decoded for plugins), runs the phase, and
+/// returns what goes upstream; or the early answer (too large, undecodable, a plugin's).
+pub(super) async fn request_body(
+    chain: &Chain,
+    mut ex: Box<Exchange>,
+    body: ClientBody,
+) -> (Box<Exchange>, Result<Body, Outcome>) {
+    let all = chain.steps.len();
+    let bytes = match Limited::new(body, chain.body_limit).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            let resp = ProxyError::PluginBodyTooLarge {
+                which: BodyOf::Request,
+                limit: chain.body_limit,
+            }
+            .response();
+            let (ex, r) = answered(chain, ex, resp, all).await;
+            return (ex, Err(r));
+        }
+        Err(e) => {
+            let err = match ClientBodyError::find(&*e) {
+                Some(b) => b.clone().into(),
+                None => ProxyError::BadRequest(format!("reading the request body: {e}")),
+            };
+            return (ex, Err(Err(err)));
+        }
+    };
+    let decoded = match decode(chain, &ex.headers, bytes.clone()) {
+        Ok(d) => d,
+        Err(e) => {
+            let resp = ProxyError::BodyDecode {
+                which: BodyOf::Request,
+                reason: e.to_string(),
+            }
+            .response();
+            let (ex, r) = answered(chain, ex, resp, all).await;
+            return (ex, Err(r));
+        }
+    };
+    ex.body = Some(decoded.clone());
+    let verdict;
+    (ex, verdict) = chain.run(Phase::RequestBody, ex, all).await;
+    if let Verdict::Answer { reply, at } = verdict {
+        let (ex, r) = answered(chain, ex, from_reply(reply), at).await;
+        return (ex, Err(r));
+    }
+    let after = ex.body.take().unwrap_or_default();
+    let out = settle(&mut ex.headers, bytes, &decoded, after);
+    let body = Full::new(out)
+        .map_err(|never| -> BoxError { match never {} })
+        .boxed_unsync();
+    (ex, Ok(body))
+}
+
+/// The response phases of the first `upto` plugins on `resp`: the answer to the client.
+pub(super) async fn answered(
+    chain: &Chain,
+    ex: Box<Exchange>,
+    resp: Response<ResponseBody>,
+    upto: usize,
+) -> Answered {
+    let (ex, resp) = respond(chain, ex, resp, upto).await;
     (ex, Ok(resp))
 }
 
@@ -279,7 +246,7 @@ fn may_have_body(method: &Method, status: StatusCode) -> bool {
         && status != StatusCode::NOT_MODIFIED
 }
 
-fn from_reply(reply: Reply) -> Response<ResponseBody> {
+pub(super) fn from_reply(reply: Reply) -> Response<ResponseBody> {
     let mut resp = Response::new(ResponseBody::from(reply.body));
     *resp.status_mut() = reply.status;
     *resp.headers_mut() = reply.headers;
