@@ -137,7 +137,7 @@ fn main() -> anyhow::Result<()> {
             .load(&loaded, &Arc::new(BTreeMap::new()), &[])
             .await
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let chains: Vec<Arc<Chain>> = loaded_plugins.chains.into_iter().flatten().collect();
+        let chains: Vec<Arc<Chain>> = loaded_plugins.chains;
         let base = exchange_cost();
         println!("{:<12} {:>10}", "plugin", "us/call");
         let phases = [
