@@ -55,7 +55,7 @@ pub async fn run(loaded: Loaded) -> Result<(), StartError> {
 
     let path = loaded.path.clone();
     crate::telemetry::init_metrics();
-    let store = Store::from_config(&cfg.store)?;
+    let store = open_store(&cfg.store)?;
     let plugins = PluginHost::new(store)?;
     let runtime = Runtime::build(loaded, None, 1, &plugins).await?;
     // Port 0 in the config means "any free port": report what was bound.
@@ -151,5 +151,22 @@ fn open_file_limit() -> u64 {
     match rlimit::Resource::NOFILE.get() {
         Ok((soft, _)) => soft,
         Err(_) => 1024,
+    }
+}
+
+/// The store `[store]` selects. Redis connections are opened on first use, so a Redis that is
+/// down at start does not stop the gateway.
+fn open_store(c: &crate::config::StoreConfig) -> Result<Store, crate::store::StoreError> {
+    match c.backend {
+        crate::config::StoreBackend::Memory => Ok(Store::default()),
+        crate::config::StoreBackend::Redis => {
+            Ok(Store::Redis(Arc::new(crate::store::RedisStore::new(
+                &c.url,
+                c.pool_size,
+                c.timeout,
+                c.connect_timeout,
+                &c.prefix,
+            )?)))
+        }
     }
 }

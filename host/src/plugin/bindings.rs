@@ -2,6 +2,11 @@
 //! resources map to marker types: there is one exchange in flight per store at a time, held in
 //! the store's state, so a handle needs no table entry (see `exchange.rs`).
 
+/// Marker for the `request` resource: a handle always means "the exchange of the current call".
+pub struct RequestHandle;
+/// Marker for the `response` resource.
+pub struct ResponseHandle;
+
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "plugin",
@@ -11,10 +16,14 @@ wasmtime::component::bindgen!({
     },
     exports: { default: async },
     with: {
-        "wasmgate:plugin/types.request": super::exchange::RequestHandle,
-        "wasmgate:plugin/types.response": super::exchange::ResponseHandle,
+        "wasmgate:plugin/types.request": crate::plugin::bindings::RequestHandle,
+        "wasmgate:plugin/types.response": crate::plugin::bindings::ResponseHandle,
     },
 });
 
 pub use wasmgate::plugin::types::{Action, Answer, Phases};
 pub use wasmgate::plugin::{clock, http_client, kv, log, metrics, types};
+
+/// The contract this host speaks; a component exporting another version of `guest` is refused
+/// by name rather than with the linker's list of missing functions.
+pub const CONTRACT: &str = "wasmgate:plugin@0.2.0";

@@ -110,7 +110,7 @@ pub enum LoadError {
         "{path} was built for {found}, but this gateway runs {}: rebuild it with the current SDK \
          (Rust: `cargo update -p wasmgate-plugin-sdk`, then build again; other languages: \
          generate the bindings from this gateway's wit/plugin.wit)",
-        super::module::CONTRACT
+        super::bindings::CONTRACT
     )]
     Version { path: String, found: String },
     #[error("{path} does not fit the wasmgate:plugin contract: {reason}")]

@@ -3,22 +3,18 @@
 //! through the `request` and `response` resources, so headers nobody reads are never copied
 //! into the guest.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use wasmtime::component::Resource;
+use wasmtime::component::{HasData, Resource};
 
 use super::bindings::types::{HostRequest, HostResponse};
-use super::instance::HostState;
+use super::bindings::{RequestHandle, ResponseHandle};
 use crate::upstream::{Target, Upstream};
-
-/// Marker for the `request` resource: a handle always means "the exchange of the current call".
-pub struct RequestHandle;
-/// Marker for the `response` resource.
-pub struct ResponseHandle;
 
 /// Everything the chain can read or change about one request.
 pub struct Exchange {
@@ -91,7 +87,22 @@ fn remove(h: &mut HeaderMap, name: &str) {
     }
 }
 
-impl HostState {
+/// What the `request` and `response` resources reach during a call: the store's lent exchange
+/// and the upstreams `set-upstream` may name (the way wasmtime-wasi-http's `WasiHttpView` lends
+/// its state), so this module needs nothing else of the store.
+pub struct ExchangeView<'a> {
+    pub exchange: &'a mut Option<Box<Exchange>>,
+    pub upstreams: &'a BTreeMap<String, Arc<Upstream>>,
+}
+
+/// Links the `types` interface to [`ExchangeView`].
+pub struct ExchangeAccess;
+
+impl HasData for ExchangeAccess {
+    type Data<'a> = ExchangeView<'a>;
+}
+
+impl ExchangeView<'_> {
     fn ex(&mut self) -> &mut Exchange {
         self.exchange
             .get_or_insert_with(|| Box::new(Exchange::detached()))
@@ -127,7 +138,7 @@ impl Exchange {
     }
 }
 
-impl HostRequest for HostState {
+impl HostRequest for ExchangeView<'_> {
     fn method(&mut self, _: Resource<RequestHandle>) -> String {
         self.ex().method.to_string()
     }
@@ -244,7 +255,7 @@ impl HostRequest for HostState {
         upstream: String,
         target: Option<String>,
     ) -> Result<(), String> {
-        let Some(up) = self.env.upstreams.get(&upstream).cloned() else {
+        let Some(up) = self.upstreams.get(&upstream).cloned() else {
             return Err(format!("no upstream is named `{upstream}`"));
         };
         let target = match target {
@@ -282,7 +293,7 @@ impl HostRequest for HostState {
     }
 }
 
-impl HostResponse for HostState {
+impl HostResponse for ExchangeView<'_> {
     fn status(&mut self, _: Resource<ResponseHandle>) -> u16 {
         self.resp().status.as_u16()
     }
@@ -343,4 +354,4 @@ impl HostResponse for HostState {
     }
 }
 
-impl super::bindings::types::Host for HostState {}
+impl super::bindings::types::Host for ExchangeView<'_> {}

@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::{Resource, ResourceTable, TypedFunc};
+use wasmtime::component::{Component, ComponentExportIndex, Resource, ResourceTable, TypedFunc};
 use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::types::LogEntry;
-use super::bindings::{Action, Phases, Plugin as Guest};
+use super::bindings::{Action, Phases, Plugin as Guest, PluginPre};
+use super::bindings::{RequestHandle, ResponseHandle};
 use super::error::{CallError, Failure};
-use super::exchange::{Exchange, RequestHandle, ResponseHandle};
-use super::module::Module;
+use super::exchange::{Exchange, ExchangeView};
 use super::settings::Env;
 
 /// The state a plugin's store carries.
@@ -27,6 +27,16 @@ pub struct HostState {
     /// The exchange of the call in progress.
     pub exchange: Option<Box<Exchange>>,
     pub env: Arc<Env>,
+}
+
+impl HostState {
+    /// The exchange of the call in progress, as the `request`/`response` resources see it.
+    pub fn exchange_view(&mut self) -> ExchangeView<'_> {
+        ExchangeView {
+            exchange: &mut self.exchange,
+            upstreams: &self.env.upstreams,
+        }
+    }
 }
 
 impl WasiView for HostState {
@@ -110,6 +120,31 @@ impl Phase {
     }
 }
 
+/// The exported interface holding the phases.
+const GUEST: &str = "wasmgate:plugin/guest@0.2.0";
+
+/// The phase exports of a plugin called directly.
+pub struct DirectExports {
+    pub request_headers: ComponentExportIndex,
+    pub request_body: ComponentExportIndex,
+    pub response_headers: ComponentExportIndex,
+    pub response_body: ComponentExportIndex,
+}
+
+impl DirectExports {
+    /// `None` when an export is missing: the linker's own check then refuses the component.
+    pub fn find(c: &Component) -> Option<DirectExports> {
+        let guest = c.get_export_index(None, GUEST)?;
+        let get = |name| c.get_export_index(Some(&guest), name);
+        Some(DirectExports {
+            request_headers: get("on-request-headers")?,
+            request_body: get("on-request-body")?,
+            response_headers: get("on-response-headers")?,
+            response_body: get("on-response-body")?,
+        })
+    }
+}
+
 type RequestFn = TypedFunc<(Resource<RequestHandle>,), (Action,)>;
 type ResponseFn = TypedFunc<(Resource<RequestHandle>, Resource<ResponseHandle>), (Action,)>;
 
@@ -132,7 +167,8 @@ pub struct Live {
 impl Live {
     /// A new instance with `init(config)` already run; returns the phases it implements.
     pub async fn start(
-        module: &Module,
+        pre: &PluginPre<HostState>,
+        direct: Option<&DirectExports>,
         env: &Arc<Env>,
         config_json: &str,
     ) -> Result<(Live, Phases), CallError> {
@@ -154,7 +190,7 @@ impl Live {
             exchange: None,
             env: env.clone(),
         };
-        let mut store = Store::new(module.pre.engine(), state);
+        let mut store = Store::new(pre.engine(), state);
         store.limiter(|s| &mut s.limits);
         // Every tick an async call yields to the scheduler, so a busy plugin that may wait
         // never holds a worker thread for its whole deadline; a direct call keeps the thread
@@ -173,7 +209,6 @@ impl Live {
             }
         });
         store.set_epoch_deadline(1);
-        let pre = &module.pre;
         let instance = pre
             .instance_pre()
             .instantiate_async(&mut store)
@@ -181,7 +216,7 @@ impl Live {
             .map_err(|e| CallError::classify(e, store.data().limits.refused, "instantiate"))?;
         let guest = Guest::new(&mut store, &instance)
             .map_err(|e| CallError::classify(e, false, "instantiate"))?;
-        let direct = match &module.direct {
+        let direct = match direct {
             None => None,
             Some(ix) => {
                 let mut typed = || -> wasmtime::Result<Phases4> {

@@ -34,6 +34,7 @@ use wasmtime::{Config, Engine};
 use crate::config::{ConfigError, Loaded};
 use crate::store::Store;
 use crate::upstream::Upstream;
+use exchange::ExchangeAccess;
 use instance::HostState;
 use settings::{Env, Grants, Limits};
 
@@ -57,6 +58,18 @@ pub struct Plugins {
     pub chains: Vec<Arc<Chain>>,
 }
 
+/// The `wasmgate:plugin` imports: the exchange's resources through [`exchange::ExchangeView`], the other
+/// capabilities on the store's state (`caps/`).
+fn add_capabilities(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    bindings::types::add_to_linker::<_, ExchangeAccess>(l, HostState::exchange_view)?;
+    bindings::kv::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
+    bindings::http_client::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
+    bindings::log::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
+    bindings::metrics::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
+    bindings::clock::add_to_linker::<_, HasSelf<_>>(l, |s| s)?;
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start the WebAssembly engine: {0}")]
 pub struct EngineError(String);
@@ -76,7 +89,7 @@ impl PluginHost {
         let linker = |direct: bool| {
             let mut linker = Linker::new(&engine);
             wasi::add_to_linker(&mut linker, direct)
-                .and_then(|()| bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
+                .and_then(|()| add_capabilities(&mut linker))
                 .map_err(|e| EngineError(e.to_string()))?;
             Ok::<_, EngineError>(linker)
         };

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
-use wasmtime::component::{Component, ComponentExportIndex, Linker};
+use wasmtime::component::{Component, Linker};
 
 use super::bindings::PluginPre;
 use super::error::LoadError;
-use super::instance::HostState;
+use super::instance::{DirectExports, HostState};
 
 /// The pinned wasmtime (Cargo.toml); part of the cache key.
 const WASMTIME_VERSION: &str = "48.0.8";
@@ -87,35 +87,6 @@ impl Module {
         }))
     }
 }
-
-/// The exported interface holding the phases.
-const GUEST: &str = "wasmgate:plugin/guest@0.2.0";
-
-/// The phase exports of a plugin called directly.
-pub struct DirectExports {
-    pub request_headers: ComponentExportIndex,
-    pub request_body: ComponentExportIndex,
-    pub response_headers: ComponentExportIndex,
-    pub response_body: ComponentExportIndex,
-}
-
-impl DirectExports {
-    /// `None` when an export is missing: the linker's own check then refuses the component.
-    fn find(c: &Component) -> Option<DirectExports> {
-        let guest = c.get_export_index(None, GUEST)?;
-        let get = |name| c.get_export_index(Some(&guest), name);
-        Some(DirectExports {
-            request_headers: get("on-request-headers")?,
-            request_body: get("on-request-body")?,
-            response_headers: get("on-response-headers")?,
-            response_body: get("on-response-body")?,
-        })
-    }
-}
-
-/// The contract this host speaks; a component exporting another version of `guest` is refused
-/// by name rather than with the linker's list of missing functions.
-pub const CONTRACT: &str = "wasmgate:plugin@0.2.0";
 
 fn check_version(engine: &Engine, c: &Component, path: &str) -> Result<(), LoadError> {
     let ty = c.component_type();

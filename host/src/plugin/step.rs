@@ -36,7 +36,8 @@ impl Step {
         env: Arc<Env>,
         config_json: String,
     ) -> Result<Step, CallError> {
-        let (live, phases) = Live::start(&module, &env, &config_json).await?;
+        let (live, phases) =
+            Live::start(&module.pre, module.direct.as_ref(), &env, &config_json).await?;
         let idle = match env.isolation {
             Isolation::Pooled => vec![live],
             Isolation::PerRequest => Vec::new(),
@@ -99,7 +100,14 @@ impl Step {
         if let Some(l) = self.take() {
             return Ok(l);
         }
-        match Live::start(&self.module, &self.env, &self.config_json).await {
+        match Live::start(
+            &self.module.pre,
+            self.module.direct.as_ref(),
+            &self.env,
+            &self.config_json,
+        )
+        .await
+        {
             Ok((l, _)) => Ok(l),
             Err(CallError::Failed { failure, .. }) => Err(failure),
             Err(e) => Err(Failure::Trap(e.to_string())),
@@ -141,7 +149,9 @@ fn log_worker(
         while let Some(entry) = rx.recv().await {
             let mut instance = match live.take() {
                 Some(l) => l,
-                None => match Live::start(&module, &env, &config_json).await {
+                None => match Live::start(&module.pre, module.direct.as_ref(), &env, &config_json)
+                    .await
+                {
                     Ok((l, _)) => l,
                     Err(e) => {
                         tracing::warn!(plugin = %env.name, route = %route, phase = "log", "plugin {e}");

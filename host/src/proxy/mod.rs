@@ -152,7 +152,8 @@ async fn forward(
 
 /// The phases after routing, in the order of the chart; a route without plugins runs them with
 /// an empty chain, where each phase is a check that finds nothing to call. The exchange comes
-/// back for the log phase.
+/// back for the log phase. Plugin phases are boxed: their state stays out of the future hyper
+/// keeps inline for every connection, idle ones included.
 async fn phases(
     chain: &Chain,
     mut fwd: Forward<'_>,
@@ -169,7 +170,7 @@ async fn phases(
         let verdict;
         (ex, verdict) = Box::pin(chain.run(Phase::RequestHeaders, ex, all)).await;
         if let Verdict::Answer { reply, at } = verdict {
-            return plugins::answered(chain, ex, plugins::from_reply(reply), at).await;
+            return Box::pin(plugins::answered(chain, ex, plugins::from_reply(reply), at)).await;
         }
     }
 
@@ -209,7 +210,11 @@ async fn phases(
     };
 
     // response headers, response body (the body streams back; the log phase runs at its end)
-    plugins::answered(chain, ex, resp, all).await
+    if chain.has(Phase::ResponseHeaders) || chain.has(Phase::ResponseBody) {
+        Box::pin(plugins::answered(chain, ex, resp, all)).await
+    } else {
+        (ex, Ok(resp))
+    }
 }
 
 /// Where a request goes once its route (and plugins) are done with it.

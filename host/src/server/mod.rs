@@ -160,7 +160,9 @@ async fn serve_http(
         let rt = shared.current.load_full();
         let in_flight = requests.start();
         async move {
-            let resp = proxy::handle(rt, conn, req).await;
+            // Boxed: hyper keeps the service's future inline in every connection, idle ones
+            // included, and the request path's state is several KiB.
+            let resp = Box::pin(proxy::handle(rt, conn, req)).await;
             if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
                 in_flight.upgraded();
             }

@@ -34,21 +34,6 @@ impl Default for Store {
 }
 
 impl Store {
-    /// The backend `[store]` selects. Redis connections are opened on first use, so a Redis that
-    /// is down at start does not stop the gateway.
-    pub fn from_config(c: &crate::config::StoreConfig) -> Result<Store, StoreError> {
-        match c.backend {
-            crate::config::StoreBackend::Memory => Ok(Store::default()),
-            crate::config::StoreBackend::Redis => Ok(Store::Redis(Arc::new(RedisStore::new(
-                &c.url,
-                c.pool_size,
-                c.timeout,
-                c.connect_timeout,
-                &c.prefix,
-            )?))),
-        }
-    }
-
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.get(key)),

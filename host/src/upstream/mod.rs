@@ -7,7 +7,7 @@ mod target;
 pub mod tls;
 
 pub use balance::{Balancer, HashSource};
-pub use pool::Lease;
+pub use target::Lease;
 pub use target::Target;
 
 use std::error::Error as StdError;
@@ -213,7 +213,10 @@ impl Upstream {
             // boxed, it stays out of every request's future, which hyper allocates and moves.
             let (sender, pooled) = match target.pool.take(self.config.pool.idle_timeout) {
                 Some(s) => (s, true),
-                None => (Box::pin(self.connector.connect(target)).await?, false),
+                None => (
+                    Box::pin(self.connector.connect(&target.authority)).await?,
+                    false,
+                ),
             };
             let sent = match sender {
                 Sender::H1(mut s) => {

@@ -2,16 +2,16 @@
 //! connection. Lighter than a general-purpose client (no per-request hashing, connector clones or
 //! extra tasks): a checkout is a mutex pop, a return is a push.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use http::uri::Authority;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::target::Target;
 use super::{Body, UpstreamError};
 
 /// How to open a connection to a target of one upstream.
@@ -85,8 +85,8 @@ impl TargetPool {
 }
 
 impl Connector {
-    pub async fn connect(&self, target: &Target) -> Result<Sender, UpstreamError> {
-        let addr = target.authority.as_str();
+    pub async fn connect(&self, authority: &Authority) -> Result<Sender, UpstreamError> {
+        let addr = authority.as_str();
         let fail = |reason: String| UpstreamError::Connect {
             target: addr.to_string(),
             reason,
@@ -101,11 +101,9 @@ impl Connector {
                 Some((tls, name)) => {
                     let name = match name {
                         Some(n) => n.clone(),
-                        None => {
-                            ServerName::try_from(target.authority.host().trim_matches(['[', ']']))
-                                .map_err(|e| fail(format!("not a TLS server name: {e}")))?
-                                .to_owned()
-                        }
+                        None => ServerName::try_from(authority.host().trim_matches(['[', ']']))
+                            .map_err(|e| fail(format!("not a TLS server name: {e}")))?
+                            .to_owned(),
                     };
                     let stream = tls
                         .connect(name, tcp)
@@ -150,49 +148,5 @@ where
             }
         });
         Ok(Sender::H1(sender))
-    }
-}
-
-/// One request's hold on a target: counts toward its load until dropped, and hands its HTTP/1.1
-/// connection back to the pool if the exchange completed.
-pub struct Lease {
-    target: Arc<Target>,
-    h1: Option<http1::SendRequest<Body>>,
-    max_idle: usize,
-    complete: bool,
-}
-
-impl Lease {
-    pub(super) fn new(target: Arc<Target>, max_idle: usize) -> Lease {
-        target.add_in_flight(1);
-        Lease {
-            target,
-            h1: None,
-            max_idle,
-            complete: false,
-        }
-    }
-
-    pub(super) fn hold(&mut self, sender: http1::SendRequest<Body>) {
-        self.h1 = Some(sender);
-    }
-
-    /// The response was read to its end: the connection may serve another request.
-    pub fn complete(&mut self) {
-        self.complete = true;
-    }
-
-    /// The connection was taken over (protocol upgrade) and must not be pooled.
-    pub fn detach(&mut self) {
-        self.h1 = None;
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.target.add_in_flight(-1);
-        if let (true, Some(sender)) = (self.complete, self.h1.take()) {
-            self.target.pool.put(sender, self.max_idle);
-        }
     }
 }

@@ -1,11 +1,15 @@
-//! One target of an upstream: its address, its load, and whether it is in rotation.
+//! One target of an upstream: its address, its load, whether it is in rotation, and a request's
+//! lease on it.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use http::uri::Authority;
 
+use hyper::client::conn::http1;
+
+use super::Body;
 use super::pool::TargetPool;
 
 #[derive(Debug)]
@@ -48,7 +52,7 @@ impl Target {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    pub(super) fn add_in_flight(&self, delta: isize) {
+    fn add_in_flight(&self, delta: isize) {
         if delta >= 0 {
             self.in_flight.fetch_add(delta as usize, Ordering::Relaxed);
         } else {
@@ -79,6 +83,50 @@ impl Target {
         self.check_failed.store(!ok, Ordering::Relaxed);
         if ok {
             self.down_until.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One request's hold on a target: counts toward its load until dropped, and hands its HTTP/1.1
+/// connection back to the pool if the exchange completed.
+pub struct Lease {
+    target: Arc<Target>,
+    h1: Option<http1::SendRequest<Body>>,
+    max_idle: usize,
+    complete: bool,
+}
+
+impl Lease {
+    pub(super) fn new(target: Arc<Target>, max_idle: usize) -> Lease {
+        target.add_in_flight(1);
+        Lease {
+            target,
+            h1: None,
+            max_idle,
+            complete: false,
+        }
+    }
+
+    pub(super) fn hold(&mut self, sender: http1::SendRequest<Body>) {
+        self.h1 = Some(sender);
+    }
+
+    /// The response was read to its end: the connection may serve another request.
+    pub fn complete(&mut self) {
+        self.complete = true;
+    }
+
+    /// The connection was taken over (protocol upgrade) and must not be pooled.
+    pub fn detach(&mut self) {
+        self.h1 = None;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.target.add_in_flight(-1);
+        if let (true, Some(sender)) = (self.complete, self.h1.take()) {
+            self.target.pool.put(sender, self.max_idle);
         }
     }
 }
