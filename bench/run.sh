@@ -2,7 +2,7 @@
 # nginx vs wasmgate, side by side in one run: both proxies get one worker, sit in front of the same
 # upstream (an nginx serving a 1 KiB body), and are driven by wrk with 64 keep-alive connections.
 # wasmgate is measured on a plain route, on a route with a chain of 3 light plugins
-# (set-context -> add-header -> deny, which lets the request through), and on the policy chain
+# (set-context -> headers -> deny, which lets the request through), and on the policy chain
 # request-id -> jwt -> acl -> rate-limit -> headers (a JWT on every request), with the cost each
 # of its plugins adds.
 # Prints rps and p99 of each, the ratios, and the cost per plugin call. Not a test: numbers
@@ -168,8 +168,6 @@ access = false
 targets = ["127.0.0.1:$UP"]
 [plugins.set-context]
 file = "$PLUGINS/set_context.wasm"
-[plugins.add-header]
-file = "$PLUGINS/add_header.wasm"
 [plugins.deny]
 file = "$PLUGINS/deny.wasm"
 [plugins.request-id]
@@ -216,7 +214,7 @@ path_prefix = "/chain"
 upstream = "up"
 plugins = [
   { name = "set-context", config = { key = "consumer", from_header = "x-user" } },
-  { name = "add-header", config = { from_context = { x-consumer = "consumer" }, request = { set = { x-gateway = "wasmgate" } } } },
+  { name = "headers", config = { from_context = { x-consumer = "consumer" }, request = { set = { x-gateway = "wasmgate" } } } },
   { name = "deny", config = { when_header = "x-blocked" } },
 ]
 CONF

@@ -30,6 +30,7 @@ mod action;
 mod adapter;
 pub mod caps;
 mod config;
+mod edits;
 pub mod hex;
 mod identity;
 mod message;
@@ -50,6 +51,7 @@ pub mod bindings {
 
 pub use action::{Action, Answer};
 pub use caps::{clock, http, kv, log, metrics};
+pub use edits::{HeaderEdits, Headers};
 pub use identity::Identity;
 pub use message::{Request, Response};
 pub use wasmgate_plugin_sdk_macros::plugin;
@@ -68,7 +70,7 @@ pub use serde_json;
 /// Everything a plugin usually needs.
 pub mod prelude {
     pub use crate::{
-        Action, Answer, Identity, LogEntry, Phases, Plugin, Request, Response, plugin,
+        Action, Answer, HeaderEdits, Identity, LogEntry, Phases, Plugin, Request, Response, plugin,
     };
     pub use crate::{clock, http, kv, log, metrics};
     pub use serde::Deserialize;

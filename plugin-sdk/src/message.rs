@@ -179,6 +179,21 @@ impl Request<'_> {
     pub fn context_set(&self, key: &str, value: &str) {
         both!(self, Req, context_set(key, value))
     }
+
+    /// Keeps a typed value with this request under `key` (in the request context, as JSON), for
+    /// this plugin's later phases, later plugins and the log phase: e.g. a decision made in the
+    /// request phase that the response phase turns into headers.
+    pub fn state_set<T: serde::Serialize>(&self, key: &str, value: &T) {
+        if let Ok(json) = serde_json::to_string(value) {
+            self.context_set(key, &json);
+        }
+    }
+
+    /// The value [`Request::state_set`] kept under `key`; `None` when there is none or it is not
+    /// a `T`.
+    pub fn state_get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        serde_json::from_str(&self.context_get(key)?).ok()
+    }
 }
 
 impl Response<'_> {

@@ -149,9 +149,7 @@ impl ReqState {
         self.path.clone()
     }
     pub fn set_path(&mut self, path: &str) -> Result<(), String> {
-        if !path.starts_with('/') || path.contains(['?', '#', ' ']) {
-            return Err(format!("`{path}` is not a valid path"));
-        }
+        crate::rules::path(path)?;
         self.path = path.to_string();
         Ok(())
     }
@@ -159,10 +157,8 @@ impl ReqState {
         self.query.clone()
     }
     pub fn set_query(&mut self, query: Option<&str>) -> Result<(), String> {
-        if let Some(q) = query
-            && q.contains(['#', ' '])
-        {
-            return Err(format!("`{q}` is not a valid query"));
+        if let Some(q) = query {
+            crate::rules::query(q)?;
         }
         self.query = query.filter(|q| !q.is_empty()).map(str::to_string);
         Ok(())
@@ -192,6 +188,14 @@ impl ReqState {
         self.body = Some(body.to_vec());
     }
     pub fn set_upstream(&mut self, upstream: &str, target: Option<&str>) -> Result<(), String> {
+        let known = with_host(|h| {
+            h.upstreams
+                .as_ref()
+                .is_none_or(|names| names.iter().any(|n| n == upstream))
+        });
+        if !known {
+            return Err(format!("no upstream is named `{upstream}`"));
+        }
         self.upstream = Some((upstream.to_string(), target.map(str::to_string)));
         Ok(())
     }
@@ -223,9 +227,7 @@ impl RespState {
         self.status
     }
     pub fn set_status(&mut self, status: u16) -> Result<(), String> {
-        if !(200..=999).contains(&status) {
-            return Err(format!("{status} is not a final HTTP status"));
-        }
+        crate::rules::status(status)?;
         self.status = status;
         Ok(())
     }
@@ -366,6 +368,8 @@ pub(crate) struct FakeHost {
     pub metrics: Vec<MetricUpdate>,
     http: Vec<(String, HttpMock)>,
     kv_down: bool,
+    /// The upstreams `set-upstream` may name; any when unset.
+    upstreams: Option<Vec<String>>,
 }
 
 impl FakeHost {
@@ -486,7 +490,13 @@ pub fn metrics() -> Vec<MetricUpdate> {
     with_host(|h| h.metrics.clone())
 }
 
-/// Forgets the fake store, logs, metrics, HTTP mocks and clock.
+/// The upstreams the gateway would have: `set_upstream` refuses any other name, as the gateway
+/// does (by default the test host accepts every name).
+pub fn set_upstreams(names: &[&str]) {
+    with_host(|h| h.upstreams = Some(names.iter().map(|n| n.to_string()).collect()));
+}
+
+/// Forgets the fake store, logs, metrics, HTTP mocks, upstreams and clock.
 pub fn reset() {
     with_host(|h| *h = FakeHost::default());
 }
@@ -497,5 +507,35 @@ pub fn status(action: &Action) -> u16 {
     match action {
         Action::Continue => 200,
         Action::Respond(a) => a.status,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The test host refuses exactly what the gateway refuses (the gateway runs the same table).
+    #[test]
+    fn contract_cases_match_the_gateway() {
+        set_upstreams(&["known"]);
+        for (op, input, accepted) in crate::rules::contract_cases() {
+            let req = TestRequest::get("/");
+            let resp = TestResponse::new(200);
+            let mut r = req.0.borrow_mut();
+            let result = match op.as_str() {
+                "header-name" => r.headers.set_header(&input, "v"),
+                "header-value" => r.headers.set_header("x-v", &input),
+                "set-path" => r.set_path(&input),
+                "set-query" => r.set_query(Some(&input)),
+                "set-status" => match input.parse() {
+                    Ok(s) => resp.0.borrow_mut().set_status(s),
+                    Err(_) => Err("not a number".into()),
+                },
+                "set-upstream" => r.set_upstream(&input, None),
+                other => panic!("unknown operation `{other}`"),
+            };
+            assert_eq!(result.is_ok(), accepted, "{op} {input:?}: {result:?}");
+        }
+        reset();
     }
 }

@@ -533,7 +533,7 @@ pub fn swap_in(src: &str, dest: &std::path::Path) {
 }
 
 /// A gateway whose one route runs plugin `policy` from a file of its own (`trap` to start
-/// with) in front of `up`, so tests can swap the file. v1 (trap) and v2 (add-header) accept the
+/// with) in front of `up`, so tests can swap the file. v1 (trap) and v2 (headers) accept the
 /// same config (`{}`): v1 marks requests with `x-trap-passed`, v2 does not.
 pub async fn policy_gateway(
     tag: &str,

@@ -60,17 +60,17 @@ async fn chain_runs_in_order_passes_context_and_picks_upstream() {
     let a = Upstream::echo("a").await;
     let b = Upstream::echo("b").await;
     // Each plugin needs what the one before it did: set-context puts the consumer in the
-    // context, add-header turns it into a header, pick-upstream routes on that header.
+    // context, headers turns it into a header, pick-upstream routes on that header.
     let chain = r#"
   { name = "set-context", config = { key = "consumer", from_header = "x-user" } },
-  { name = "add-header", config = { from_context = { x-consumer = "consumer" }, response = { set = { x-chain = "done" } } } },
+  { name = "headers", config = { from_context = { x-consumer = "consumer" }, response = { set = { x-chain = "done" } } } },
   { name = "pick-upstream", config = { header = "x-consumer", routes = { alice = { upstream = "b" } } } },
 "#;
     let gw = Gateway::start(
         &(upstream_block("a", &[&a], "")
             + &upstream_block("b", &[&b], "")
             + &plugin_block("set-context", "set-context", "")
-            + &plugin_block("add-header", "add-header", "")
+            + &plugin_block("headers", "headers", "")
             + &plugin_block("pick-upstream", "pick-upstream", "")
             + &route("chained", "/chained", "a", chain)
             + &route("plain", "/plain", "a", "")),
@@ -109,13 +109,13 @@ async fn chain_runs_in_order_passes_context_and_picks_upstream() {
 async fn early_answer_stops_the_chain() {
     let a = Upstream::echo("a").await;
     let chain = r#"
-  { name = "add-header", config = { response = { set = { x-seen-by = "first" } } } },
+  { name = "headers", config = { response = { set = { x-seen-by = "first" } } } },
   { name = "deny", config = { status = 429, message = "slow down", when_header = "x-deny", headers = [["retry-after", "7"]] } },
-  { name = "add-header", config = { request = { set = { x-after = "yes" } } } },
+  { name = "headers", config = { request = { set = { x-after = "yes" } } } },
 "#;
     let gw = Gateway::start(
         &(upstream_block("a", &[&a], "")
-            + &plugin_block("add-header", "add-header", "")
+            + &plugin_block("headers", "headers", "")
             + &plugin_block("deny", "deny", "")
             + &route("guarded", "/", "a", chain)),
     )
@@ -380,12 +380,12 @@ async fn kv_metrics_and_logs_reach_the_host() {
 async fn bad_plugin_config_is_refused_with_file_route_and_plugin() {
     let a = Upstream::echo("a").await;
     let good = upstream_block("a", &[&a], "")
-        + &plugin_block("add-header", "add-header", "")
+        + &plugin_block("headers", "headers", "")
         + &route(
             "r",
             "/",
             "a",
-            "{ name = \"add-header\", config = { request = { set = { x-v = \"1\" } } } }",
+            "{ name = \"headers\", config = { request = { set = { x-v = \"1\" } } } }",
         );
     let gw = Gateway::start(&good).await;
 
@@ -403,7 +403,7 @@ async fn bad_plugin_config_is_refused_with_file_route_and_plugin() {
     let errors = r.json()["errors"].to_string();
     assert!(
         errors.contains("gateway.toml:")
-            && errors.contains("route `r` plugin `add-header`")
+            && errors.contains("route `r` plugin `headers`")
             && errors.contains("`bad name` is not a header name"),
         "{errors}"
     );
@@ -428,7 +428,7 @@ async fn bad_plugin_config_is_refused_with_file_route_and_plugin() {
 
     // An unknown plugin name and a missing file are config errors too.
     let missing = good.replace(
-        "plugins = [{ name = \"add-header\"",
+        "plugins = [{ name = \"headers\"",
         "plugins = [{ name = \"nope\"",
     );
     gw.write_config(&missing);
@@ -509,7 +509,7 @@ async fn invalid_wasm_is_refused_and_the_old_version_serves() {
     );
 
     // A good file again goes live.
-    swap_in("add-header", &file);
+    swap_in("headers", &file);
     gw.wait_generation(2).await;
     let _ = std::fs::remove_dir_all(dir);
 }

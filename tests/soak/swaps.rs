@@ -35,7 +35,7 @@ async fn hot_swap_under_load_fails_nothing() {
     let in_flight = slow.requests.load(Ordering::Relaxed);
     assert!(in_flight >= 1000, "only {in_flight} requests in flight");
 
-    swap_in("add-header", &file);
+    swap_in("headers", &file);
     let swapped = Instant::now();
     // New requests keep coming during and after the swap, one every 25 ms; the first one
     // that the new version answered tells when it went live.
@@ -99,7 +99,7 @@ async fn a_thousand_swaps_keep_rss_flat() {
     let c = client();
     let mut warm = 0;
     for i in 0..1000 {
-        swap_in(if i % 2 == 0 { "add-header" } else { "trap" }, &file);
+        swap_in(if i % 2 == 0 { "headers" } else { "trap" }, &file);
         let req = http::Request::post(gw.admin_url("/reload")).body(full(""));
         let r = send_with(&c, req.expect("req")).await.expect("reload");
         assert_eq!(r.status, 200, "{}", r.text());

@@ -51,8 +51,18 @@ fn header_name(name: &str) -> Result<HeaderName, String> {
     HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("`{name}` is not a header name"))
 }
 
-fn header_value(value: &str) -> Result<HeaderValue, String> {
-    HeaderValue::from_str(value).map_err(|_| "the header value has a control character".to_string())
+/// Visible ASCII, spaces and tabs: `http` would also pass bytes above 0x7f (obs-text), which
+/// peers read in different charsets; a plugin percent- or RFC 8187-encodes those.
+/// Takes the guest's string as the value's bytes, without a copy.
+fn header_value(value: String) -> Result<HeaderValue, String> {
+    let refused = || "the header value has a control or non-ASCII character".to_string();
+    if !value
+        .bytes()
+        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+    {
+        return Err(refused());
+    }
+    HeaderValue::from_maybe_shared(Bytes::from(value)).map_err(|_| refused())
 }
 
 fn get(h: &HeaderMap, name: &str) -> Option<String> {
@@ -71,7 +81,7 @@ fn names(h: &HeaderMap) -> Vec<String> {
     h.keys().map(|k| k.as_str().to_string()).collect()
 }
 
-fn set(h: &mut HeaderMap, name: &str, value: &str, append: bool) -> Result<(), String> {
+fn set(h: &mut HeaderMap, name: &str, value: String, append: bool) -> Result<(), String> {
     let (n, v) = (header_name(name)?, header_value(value)?);
     if append {
         h.append(n, v);
@@ -148,9 +158,15 @@ impl HostRequest for ExchangeView<'_> {
     }
 
     fn set_path(&mut self, _: Resource<RequestHandle>, path: String) -> Result<(), String> {
-        if !path.starts_with('/') || path.contains('?') {
+        // Visible ASCII only, as for a client's target (`proxy::forward`): raw bytes could be
+        // read one way here and another upstream.
+        let ok = path.starts_with('/')
+            && path
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#');
+        if !ok {
             return Err(format!(
-                "`{path}` is not a valid path: it must start with `/` and hold no `?`"
+                "`{path}` is not a valid path: it must start with `/`, be visible ASCII and hold no `?` or `#`"
             ));
         }
         let ex = self.ex();
@@ -174,7 +190,9 @@ impl HostRequest for ExchangeView<'_> {
     ) -> Result<(), String> {
         let ex = self.ex();
         let next = match query.as_deref().filter(|q| !q.is_empty()) {
-            Some(q) if q.contains('#') => return Err(format!("`{q}` is not a valid query")),
+            Some(q) if !q.bytes().all(|b| b.is_ascii_graphic() && b != b'#') => {
+                return Err(format!("`{q}` is not a valid query"));
+            }
             Some(q) => format!("{}?{q}", ex.pq.path()),
             None => ex.pq.path().to_string(),
         };
@@ -225,7 +243,7 @@ impl HostRequest for ExchangeView<'_> {
         name: String,
         value: String,
     ) -> Result<(), String> {
-        set(&mut self.ex().headers, &name, &value, false)
+        set(&mut self.ex().headers, &name, value, false)
     }
 
     fn append_header(
@@ -234,7 +252,7 @@ impl HostRequest for ExchangeView<'_> {
         name: String,
         value: String,
     ) -> Result<(), String> {
-        set(&mut self.ex().headers, &name, &value, true)
+        set(&mut self.ex().headers, &name, value, true)
     }
 
     fn remove_header(&mut self, _: Resource<RequestHandle>, name: String) {
@@ -325,7 +343,7 @@ impl HostResponse for ExchangeView<'_> {
         name: String,
         value: String,
     ) -> Result<(), String> {
-        set(&mut self.resp().headers, &name, &value, false)
+        set(&mut self.resp().headers, &name, value, false)
     }
 
     fn append_header(
@@ -334,7 +352,7 @@ impl HostResponse for ExchangeView<'_> {
         name: String,
         value: String,
     ) -> Result<(), String> {
-        set(&mut self.resp().headers, &name, &value, true)
+        set(&mut self.resp().headers, &name, value, true)
     }
 
     fn remove_header(&mut self, _: Resource<ResponseHandle>, name: String) {
@@ -355,3 +373,42 @@ impl HostResponse for ExchangeView<'_> {
 }
 
 impl super::bindings::types::Host for ExchangeView<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The gateway refuses exactly what the SDK's test host refuses (it runs the same table).
+    #[test]
+    fn contract_cases_match_the_sdk_test_host() {
+        let cfg: crate::config::Upstream =
+            toml::from_str("targets = [\"127.0.0.1:1\"]").expect("upstream config");
+        let known = Upstream::new("known", &cfg, None).expect("upstream");
+        let upstreams = BTreeMap::from([("known".to_string(), known)]);
+        let cases = include_str!("../../../wit/contract-cases.jsonl")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| serde_json::from_str::<(String, String, bool)>(l).expect("case"));
+        for (op, input, accepted) in cases {
+            let mut slot = Some(Box::new(Exchange::detached()));
+            let mut v = ExchangeView {
+                exchange: &mut slot,
+                upstreams: &upstreams,
+            };
+            let (req, resp) = (Resource::new_borrow(0), Resource::new_borrow(0));
+            let result = match op.as_str() {
+                "header-name" => HostRequest::set_header(&mut v, req, input.clone(), "v".into()),
+                "header-value" => HostRequest::set_header(&mut v, req, "x-v".into(), input.clone()),
+                "set-path" => v.set_path(req, input.clone()),
+                "set-query" => v.set_query(req, Some(input.clone())),
+                "set-status" => match input.parse() {
+                    Ok(s) => v.set_status(resp, s),
+                    Err(_) => Err("not a number".into()),
+                },
+                "set-upstream" => v.set_upstream(req, input.clone(), None),
+                other => panic!("unknown operation `{other}`"),
+            };
+            assert_eq!(result.is_ok(), accepted, "{op} {input:?}: {result:?}");
+        }
+    }
+}

@@ -1,37 +1,10 @@
-//! Request and response edits: set / append / remove / rename headers, rewrite the path with the
+//! Request and response edits: set / append / remove / rename headers, copy request-context
+//! values (e.g. the consumer an auth plugin found) into request headers, rewrite the path with the
 //! route pattern's `{param}` captures, add and remove query parameters, add the usual security
 //! headers to responses, and strip internal headers (exact names or `prefix-*`) from responses.
 
 use std::collections::BTreeMap;
 use wasmgate_plugin_sdk::prelude::*;
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct Edits {
-    set: BTreeMap<String, String>,
-    append: BTreeMap<String, String>,
-    remove: Vec<String>,
-    /// Old name → new name (all values move).
-    rename: BTreeMap<String, String>,
-}
-
-impl Edits {
-    fn is_empty(&self) -> bool {
-        self.set.is_empty()
-            && self.append.is_empty()
-            && self.remove.is_empty()
-            && self.rename.is_empty()
-    }
-
-    fn names(&self) -> impl Iterator<Item = &String> {
-        self.set
-            .keys()
-            .chain(self.append.keys())
-            .chain(&self.remove)
-            .chain(self.rename.keys())
-            .chain(self.rename.values())
-    }
-}
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -43,8 +16,11 @@ pub struct Query {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Headers {
-    request: Edits,
-    response: Edits,
+    request: HeaderEdits,
+    response: HeaderEdits,
+    /// Request header → request-context key whose value it gets (skipped when the key is
+    /// unset): e.g. the consumer an auth plugin found.
+    from_context: BTreeMap<String, String>,
     /// New path; `{name}` takes the route pattern's capture of that name.
     path: Option<String>,
     query: Query,
@@ -65,48 +41,6 @@ const SECURITY: [(&str, &str); 4] = [
 ];
 
 /// The shared shape of request and response header access.
-trait HeaderOps {
-    fn get_all(&self, name: &str) -> Vec<String>;
-    fn set(&self, name: &str, value: &str) -> Result<(), String>;
-    fn append(&self, name: &str, value: &str) -> Result<(), String>;
-    fn remove(&self, name: &str);
-}
-
-macro_rules! header_ops {
-    ($t:ty) => {
-        impl HeaderOps for $t {
-            fn get_all(&self, name: &str) -> Vec<String> {
-                self.header_all(name)
-            }
-            fn set(&self, name: &str, value: &str) -> Result<(), String> {
-                self.set_header(name, value)
-            }
-            fn append(&self, name: &str, value: &str) -> Result<(), String> {
-                self.append_header(name, value)
-            }
-            fn remove(&self, name: &str) {
-                self.remove_header(name)
-            }
-        }
-    };
-}
-header_ops!(Request<'_>);
-header_ops!(Response<'_>);
-
-fn apply(e: &Edits, h: &impl HeaderOps) -> Result<(), String> {
-    for (from, to) in &e.rename {
-        let values = h.get_all(from);
-        h.remove(from);
-        for v in values {
-            h.append(to, &v)?;
-        }
-    }
-    e.remove.iter().for_each(|n| h.remove(n));
-    e.set.iter().try_for_each(|(k, v)| h.set(k, v))?;
-    e.append.iter().try_for_each(|(k, v)| h.append(k, v))
-}
-
-/// `template` with every `{name}` replaced by `capture(name)`.
 pub fn fill(template: &str, capture: impl Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
@@ -165,15 +99,13 @@ impl Plugin for Headers {
     type Config = Self;
 
     fn new(c: Self) -> Result<Self, String> {
-        for n in c.request.names().chain(c.response.names()) {
-            if n.is_empty()
-                || !n
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return Err(format!("`{n}` is not a header name"));
-            }
-        }
+        c.request.check()?;
+        c.response.check()?;
+        let from_context = HeaderEdits {
+            remove: c.from_context.keys().cloned().collect(),
+            ..HeaderEdits::default()
+        };
+        from_context.check()?;
         if let Some(p) = &c.path {
             if !p.starts_with('/') {
                 return Err(format!("path `{p}` must start with `/`"));
@@ -186,6 +118,7 @@ impl Plugin for Headers {
     fn phases(&self, written: Phases) -> Phases {
         let mut p = written;
         if self.request.is_empty()
+            && self.from_context.is_empty()
             && self.path.is_none()
             && self.query.add.is_empty()
             && self.query.remove.is_empty()
@@ -199,7 +132,14 @@ impl Plugin for Headers {
     }
 
     fn on_request_headers(&self, req: &Request) -> Action {
-        let mut r = apply(&self.request, req);
+        for (header, key) in &self.from_context {
+            if let Some(v) = req.context_get(key)
+                && let Err(e) = req.set_header(header, &v)
+            {
+                return Answer::problem(500, &e).into();
+            }
+        }
+        let mut r = self.request.apply(req);
         if let Some(template) = &self.path {
             r = r
                 .and_then(|()| fill(template, |name| req.path_param(name).map(|v| encode(&v))))
@@ -235,13 +175,14 @@ impl Plugin for Headers {
                 }
             }
         }
-        apply(&self.response, resp).into()
+        self.response.apply(resp).into()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmgate_plugin_sdk::Phases;
     use wasmgate_plugin_sdk::testing::{TestHost, TestRequest, TestResponse};
 
     #[test]
@@ -297,5 +238,46 @@ mod tests {
     fn refuses_bad_configs() {
         assert!(TestHost::<Headers>::new(r#"{"path": "v2/{id"}"#).is_err());
         assert!(TestHost::<Headers>::new(r#"{"request": {"set": {"bad name": "1"}}}"#).is_err());
+    }
+
+    #[test]
+    fn edits_request_and_response_and_copies_context() {
+        let host = TestHost::<Headers>::new(
+            r#"{"request": {"set": {"x-a": "1"}, "append": {"x-chain": "b"}, "remove": ["x-secret"]},
+                "response": {"set": {"x-served-by": "gw"}},
+                "from_context": {"x-consumer": "consumer"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            host.phases(),
+            Phases::REQUEST_HEADERS | Phases::RESPONSE_HEADERS
+        );
+        let req = TestRequest::get("/")
+            .header("x-chain", "a")
+            .header("x-secret", "s")
+            .context("consumer", "alice");
+        assert_eq!(host.request_headers(&req), Action::Continue);
+        let r = req.view();
+        assert_eq!(r.header("x-a").as_deref(), Some("1"));
+        assert_eq!(r.header_all("x-chain"), vec!["a", "b"]);
+        assert_eq!(r.header("x-secret"), None);
+        assert_eq!(r.header("x-consumer").as_deref(), Some("alice"));
+        let resp = TestResponse::new(200);
+        assert_eq!(host.response_headers(&req, &resp), Action::Continue);
+        assert_eq!(resp.view().header("x-served-by").as_deref(), Some("gw"));
+    }
+
+    #[test]
+    fn asks_only_for_the_phases_its_config_uses() {
+        let host = TestHost::<Headers>::new(r#"{"request": {"set": {"x-a": "1"}}}"#).unwrap();
+        assert_eq!(host.phases(), Phases::REQUEST_HEADERS);
+        let host = TestHost::<Headers>::new(r#"{"response": {"remove": ["server"]}}"#).unwrap();
+        assert_eq!(host.phases(), Phases::RESPONSE_HEADERS);
+    }
+
+    #[test]
+    fn refuses_bad_names_and_unknown_keys() {
+        assert!(TestHost::<Headers>::new(r#"{"request": {"set": {"bad name": "1"}}}"#).is_err());
+        assert!(TestHost::<Headers>::new(r#"{"requests": {}}"#).is_err());
     }
 }

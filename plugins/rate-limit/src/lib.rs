@@ -91,8 +91,8 @@ const DAY_MS: u64 = 86_400_000;
 /// Context key carrying "limit,remaining,reset" from the request phase to the response phase.
 const STATE: &str = "rate-limit.state";
 
-/// What one check decided.
-#[derive(Debug, PartialEq, Eq)]
+/// What one check decided; kept with the request (`state_set`) for the response phase.
+#[derive(Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Decision {
     allowed: bool,
     limit: u64,
@@ -253,7 +253,7 @@ impl Plugin for RateLimit {
             Err(action) => return action,
         };
         if d.allowed {
-            req.context_set(STATE, &format!("{},{},{}", d.limit, d.remaining, d.reset_s));
+            req.state_set(STATE, &d);
             return Action::Continue;
         }
         metrics::counter_add("refused", 1, &[("route", &req.route_name())]);
@@ -273,16 +273,8 @@ impl Plugin for RateLimit {
     }
 
     fn on_response_headers(&self, req: &Request, resp: &Response) -> Action {
-        let Some(state) = req.context_get(STATE) else {
+        let Some(d) = req.state_get::<Decision>(STATE) else {
             return Action::Continue;
-        };
-        let mut parts = state.split(',').map(|p| p.parse::<u64>().unwrap_or(0));
-        let d = Decision {
-            allowed: true,
-            limit: parts.next().unwrap_or(0),
-            remaining: parts.next().unwrap_or(0),
-            reset_s: parts.next().unwrap_or(0),
-            quota: false,
         };
         for (k, v) in headers(&d) {
             if let Err(e) = resp.set_header(k, &v) {
