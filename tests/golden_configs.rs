@@ -5,7 +5,11 @@
 use std::path::Path;
 use std::process::Command;
 
+mod build_plugins;
+
 fn check(config: &Path) -> (bool, String) {
+    // Configs name plugin files: they must exist and be current.
+    build_plugins::plugins_built();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = Command::new(env!("CARGO_BIN_EXE_wasmgate"))
         .current_dir(&root)

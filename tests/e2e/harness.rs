@@ -56,14 +56,19 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
-/// A plugin built by `plugins/build.sh` (which `tests/run.sh` runs first).
+#[path = "../build_plugins.rs"]
+mod build_plugins;
+pub use build_plugins::plugins_built;
+
+/// A plugin built from `plugins/` (see [`plugins_built`]).
 pub fn plugin(name: &str) -> PathBuf {
+    plugins_built();
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/plugins")
         .join(format!("{}.wasm", name.replace('-', "_")));
     assert!(
         path.is_file(),
-        "{} is missing: build the plugins first with plugins/build.sh (tests/run.sh does)",
+        "{} is missing from what plugins/build.sh built",
         path.display()
     );
     path
@@ -330,6 +335,7 @@ format = "json"
     }
 
     async fn spawn(text: &str, nofile: Option<u64>) -> Gateway {
+        plugins_built();
         // Load tests hold a thousand connections on each side in this process.
         static FDS: std::sync::Once = std::sync::Once::new();
         FDS.call_once(|| {
