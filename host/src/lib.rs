@@ -2,6 +2,7 @@
 //! The host owns connections, routing, pooling and balancing; see `docs/ARCHITECTURE.md`.
 
 pub mod admin;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod error;
