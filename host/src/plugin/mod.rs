@@ -93,7 +93,10 @@ impl PluginHost {
                 .map_err(|e| EngineError(e.to_string()))?;
             Ok::<_, EngineError>(linker)
         };
-        let (waiting, direct) = (linker(false)?, linker(true)?);
+        let (waiting, mut direct) = (linker(false)?, linker(true)?);
+        if let Store::Memory(m) = &store {
+            caps::kv::add_in_process(&mut direct, m).map_err(|e| EngineError(e.to_string()))?;
+        }
         let ticker = engine.weak();
         std::thread::Builder::new()
             .name("wasmgate-epoch".into())
@@ -142,6 +145,7 @@ impl PluginHost {
                 Module::load(
                     &host.engine,
                     [&host.waiting, &host.direct],
+                    matches!(host.store, Store::Redis(_)),
                     cache.as_deref(),
                     &path,
                     &known,

@@ -33,6 +33,7 @@ impl Module {
     pub fn load(
         engine: &Engine,
         [waiting, direct]: [&Linker<HostState>; 2],
+        kv_waits: bool,
         cache_dir: Option<&Path>,
         path: &Path,
         known: &[Arc<Module>],
@@ -66,7 +67,7 @@ impl Module {
         };
         check_version(engine, &component, &shown)?;
         let ty = component.component_type();
-        let exports = if super::wasi::waits(ty.imports(engine).map(|(n, _)| n)) {
+        let exports = if super::wasi::waits(ty.imports(engine).map(|(n, _)| n), kv_waits) {
             None
         } else {
             DirectExports::find(&component)

@@ -23,16 +23,19 @@ use wasmtime_wasi::{WasiCtxView, WasiView};
 
 /// Imports whose calls may wait on I/O: a component importing any of them runs on an async
 /// store (a fiber per call), so the wait yields the thread instead of blocking it.
-const WAITING: [&str; 4] = [
-    "wasmgate:plugin/kv@",
+const WAITING: [&str; 3] = [
     "wasmgate:plugin/http-client@",
     "wasi:filesystem/",
     "wasi:sockets/",
 ];
 
-/// Whether a component with these import names needs the async call path.
-pub fn waits<'a>(mut imports: impl Iterator<Item = &'a str>) -> bool {
-    imports.any(|name| WAITING.iter().any(|w| name.starts_with(w)))
+/// Whether a component with these import names needs the async call path; `kv_waits` when the
+/// store is networked (Redis), not in-process.
+pub fn waits<'a>(mut imports: impl Iterator<Item = &'a str>, kv_waits: bool) -> bool {
+    imports.any(|name| {
+        WAITING.iter().any(|w| name.starts_with(w))
+            || (kv_waits && name.starts_with("wasmgate:plugin/kv@"))
+    })
 }
 
 /// All of WASI. With `direct`, the `wasi:io` streams and polls never wait (for components

@@ -1,10 +1,14 @@
 //! `kv`: the shared store, with keys namespaced by plugin name so two plugins never collide.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use wasmtime::StoreContextMut;
+use wasmtime::component::Linker;
 
 use crate::plugin::bindings::kv::{Error, Host};
 use crate::plugin::instance::HostState;
-use crate::store::StoreError;
+use crate::store::{MemoryStore, StoreError};
 
 /// Keys longer than this are refused: they are almost certainly a bug in the plugin.
 const MAX_KEY: usize = 1024;
@@ -63,16 +67,63 @@ impl Host for HostState {
     }
 
     async fn local_incr(&mut self, key: String, delta: i64, ttl_ms: Option<u64>) -> i64 {
-        let k = self.namespaced(&key);
-        // Only a counter that holds text can fail here; start it over.
-        self.env
-            .local
-            .incr(&k, delta, ttl(ttl_ms))
-            .unwrap_or_else(|_| {
-                self.env
-                    .local
-                    .set(&k, delta.to_string().into_bytes(), ttl(ttl_ms));
-                delta
-            })
+        local_incr(&self.env.local, &self.namespaced(&key), delta, ttl_ms)
     }
 }
+
+fn local_incr(local: &MemoryStore, k: &str, delta: i64, ttl_ms: Option<u64>) -> i64 {
+    // Only a counter that holds text can fail here; start it over.
+    local.incr(k, delta, ttl(ttl_ms)).unwrap_or_else(|_| {
+        local.set(k, delta.to_string().into_bytes(), ttl(ttl_ms));
+        delta
+    })
+}
+
+/// With the in-process store nothing waits, so `kv` is linked as plain functions over it: a
+/// plugin using `kv` is still called directly (see `wasi.rs`). Same keys and errors as above.
+pub fn add_in_process(l: &mut Linker<HostState>, m: &Arc<MemoryStore>) -> wasmtime::Result<()> {
+    type Cx<'a> = StoreContextMut<'a, HostState>;
+    l.allow_shadowing(true);
+    let mut kv = l.instance(KV)?;
+    let store = m.clone();
+    kv.func_wrap("get", move |c: Cx<'_>, (key,): (String,)| {
+        Ok((c.data().key(&key).map(|k| store.get(&k)),))
+    })?;
+    let store = m.clone();
+    kv.func_wrap(
+        "set",
+        move |c: Cx<'_>, (key, value, ttl_ms): (String, Vec<u8>, Option<u64>)| {
+            Ok((c
+                .data()
+                .key(&key)
+                .map(|k| store.set(&k, value, ttl(ttl_ms))),))
+        },
+    )?;
+    let store = m.clone();
+    kv.func_wrap("delete", move |c: Cx<'_>, (key,): (String,)| {
+        Ok((c.data().key(&key).map(|k| store.delete(&k)),))
+    })?;
+    let store = m.clone();
+    kv.func_wrap(
+        "incr",
+        move |c: Cx<'_>, (key, delta, ttl_ms): (String, i64, Option<u64>)| {
+            let r = c
+                .data()
+                .key(&key)
+                .and_then(|k| store.incr(&k, delta, ttl(ttl_ms)).map_err(err));
+            Ok((r,))
+        },
+    )?;
+    kv.func_wrap(
+        "local-incr",
+        move |c: Cx<'_>, (key, delta, ttl_ms): (String, i64, Option<u64>)| {
+            let s = c.data();
+            Ok((local_incr(&s.env.local, &s.namespaced(&key), delta, ttl_ms),))
+        },
+    )?;
+    l.allow_shadowing(false);
+    Ok(())
+}
+
+/// The `kv` interface as components import it.
+const KV: &str = "wasmgate:plugin/kv@0.2.0";

@@ -3,6 +3,6 @@
 
 mod clock;
 mod http;
-mod kv;
+pub(super) mod kv;
 mod log;
 mod metrics;
