@@ -3,8 +3,8 @@
 //! importing them would need an async store, where every call runs on a fiber of its own.
 //! Here those functions are replaced by ones that never wait: they finish at once (stdio,
 //! which is all a plugin gets) or trap with a message. So a plugin that imports nothing that
-//! waits (kv, http-client, files) gets a plain synchronous call, the cheap case for a policy
-//! that only reads and edits the request.
+//! waits (http-client, files, kv on Redis) gets a plain synchronous call, the cheap case for a
+//! policy that only reads and edits the request.
 
 use std::future::Future;
 use std::pin::pin;
