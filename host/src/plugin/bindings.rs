@@ -27,3 +27,7 @@ pub use wasmgate::plugin::{clock, http_client, kv, log, metrics, types};
 /// The contract this host speaks; a component exporting another version of `guest` is refused
 /// by name rather than with the linker's list of missing functions.
 pub const CONTRACT: &str = "wasmgate:plugin@0.2.0";
+/// The contract's version, as in `CONTRACT`.
+pub const VERSION: &str = "0.2.0";
+/// The exported interface holding the phases.
+pub const GUEST: &str = "wasmgate:plugin/guest@0.2.0";

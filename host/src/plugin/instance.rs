@@ -9,7 +9,7 @@ use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDe
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::types::LogEntry;
-use super::bindings::{Action, Phases, Plugin as Guest, PluginPre};
+use super::bindings::{Action, GUEST, Phases, Plugin as Guest, PluginPre};
 use super::bindings::{RequestHandle, ResponseHandle};
 use super::error::{CallError, Failure};
 use super::exchange::{Exchange, ExchangeView};
@@ -120,9 +120,6 @@ impl Phase {
     }
 }
 
-/// The exported interface holding the phases.
-const GUEST: &str = "wasmgate:plugin/guest@0.2.0";
-
 /// The phase exports of a plugin called directly.
 pub struct DirectExports {
     pub request_headers: ComponentExportIndex,
@@ -149,7 +146,7 @@ type RequestFn = TypedFunc<(Resource<RequestHandle>,), (Action,)>;
 type ResponseFn = TypedFunc<(Resource<RequestHandle>, Resource<ResponseHandle>), (Action,)>;
 
 /// The phase exports as typed functions, for plain synchronous calls.
-struct Phases4 {
+struct PhaseFns {
     request_headers: RequestFn,
     request_body: RequestFn,
     response_headers: ResponseFn,
@@ -161,7 +158,7 @@ pub struct Live {
     guest: Guest,
     /// Present when the plugin imports nothing that waits: its phases are called directly,
     /// without a fiber (see `wasi.rs`).
-    direct: Option<Phases4>,
+    direct: Option<PhaseFns>,
 }
 
 impl Live {
@@ -219,8 +216,8 @@ impl Live {
         let direct = match direct {
             None => None,
             Some(ix) => {
-                let mut typed = || -> wasmtime::Result<Phases4> {
-                    Ok(Phases4 {
+                let mut typed = || -> wasmtime::Result<PhaseFns> {
+                    Ok(PhaseFns {
                         request_headers: instance.get_typed_func(&mut store, ix.request_headers)?,
                         request_body: instance.get_typed_func(&mut store, ix.request_body)?,
                         response_headers: instance

@@ -93,7 +93,7 @@ fn check_version(engine: &Engine, c: &Component, path: &str) -> Result<(), LoadE
     let ty = c.component_type();
     for (name, _) in ty.exports(engine) {
         if let Some(version) = name.strip_prefix("wasmgate:plugin/guest@")
-            && version != "0.2.0"
+            && version != super::bindings::VERSION
         {
             return Err(LoadError::Version {
                 path: path.to_string(),
