@@ -52,8 +52,8 @@ fn header_name(name: &str) -> Result<HeaderName, String> {
 }
 
 /// Visible ASCII, spaces and tabs: `http` would also pass bytes above 0x7f (obs-text), which
-/// peers read in different charsets; a plugin percent- or RFC 8187-encodes those.
-/// Takes the guest's string as the value's bytes, without a copy.
+/// peers read in different charsets; a plugin percent- or RFC 8187-encodes those. Takes the
+/// guest's string as the value's bytes, without a copy.
 fn header_value(value: String) -> Result<HeaderValue, String> {
     let refused = || "the header value has a control or non-ASCII character".to_string();
     if !value

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::{Component, ComponentExportIndex, Resource, ResourceTable, TypedFunc};
+use wasmtime::component::{
+    Component, ComponentExportIndex, Instance, Resource, ResourceTable, TypedFunc,
+};
 use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -153,6 +155,21 @@ struct PhaseFns {
     response_body: ResponseFn,
 }
 
+impl PhaseFns {
+    fn get(
+        instance: &Instance,
+        store: &mut Store<HostState>,
+        ix: &DirectExports,
+    ) -> wasmtime::Result<PhaseFns> {
+        Ok(PhaseFns {
+            request_headers: instance.get_typed_func(&mut *store, ix.request_headers)?,
+            request_body: instance.get_typed_func(&mut *store, ix.request_body)?,
+            response_headers: instance.get_typed_func(&mut *store, ix.response_headers)?,
+            response_body: instance.get_typed_func(&mut *store, ix.response_body)?,
+        })
+    }
+}
+
 pub struct Live {
     store: Store<HostState>,
     guest: Guest,
@@ -213,21 +230,10 @@ impl Live {
             .map_err(|e| CallError::classify(e, store.data().limits.refused, "instantiate"))?;
         let guest = Guest::new(&mut store, &instance)
             .map_err(|e| CallError::classify(e, false, "instantiate"))?;
-        let direct = match direct {
-            None => None,
-            Some(ix) => {
-                let mut typed = || -> wasmtime::Result<PhaseFns> {
-                    Ok(PhaseFns {
-                        request_headers: instance.get_typed_func(&mut store, ix.request_headers)?,
-                        request_body: instance.get_typed_func(&mut store, ix.request_body)?,
-                        response_headers: instance
-                            .get_typed_func(&mut store, ix.response_headers)?,
-                        response_body: instance.get_typed_func(&mut store, ix.response_body)?,
-                    })
-                };
-                Some(typed().map_err(|e| CallError::classify(e, false, "instantiate"))?)
-            }
-        };
+        let direct = direct
+            .map(|ix| PhaseFns::get(&instance, &mut store, ix))
+            .transpose()
+            .map_err(|e| CallError::classify(e, false, "instantiate"))?;
         store.data_mut().ticks_left = env.limits.ticks();
         store.set_epoch_deadline(1);
         let phases = guest

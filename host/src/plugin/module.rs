@@ -10,9 +10,12 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
+use super::bindings::Phases;
 use super::bindings::PluginPre;
+use super::error::CallError;
 use super::error::LoadError;
-use super::instance::{DirectExports, HostState};
+use super::instance::{DirectExports, HostState, Live};
+use super::settings::Env;
 
 /// The pinned wasmtime (Cargo.toml); part of the cache key.
 const WASMTIME_VERSION: &str = "48.0.8";
@@ -86,6 +89,17 @@ impl Module {
             direct: exports,
             cached,
         }))
+    }
+}
+
+impl Module {
+    /// A new instance with `init(config)` already run; returns the phases it implements.
+    pub async fn start(
+        &self,
+        env: &Arc<Env>,
+        config_json: &str,
+    ) -> Result<(Live, Phases), CallError> {
+        Live::start(&self.pre, self.direct.as_ref(), env, config_json).await
     }
 }
 

@@ -36,8 +36,7 @@ impl Step {
         env: Arc<Env>,
         config_json: String,
     ) -> Result<Step, CallError> {
-        let (live, phases) =
-            Live::start(&module.pre, module.direct.as_ref(), &env, &config_json).await?;
+        let (live, phases) = module.start(&env, &config_json).await?;
         let idle = match env.isolation {
             Isolation::Pooled => vec![live],
             Isolation::PerRequest => Vec::new(),
@@ -100,14 +99,7 @@ impl Step {
         if let Some(l) = self.take() {
             return Ok(l);
         }
-        match Live::start(
-            &self.module.pre,
-            self.module.direct.as_ref(),
-            &self.env,
-            &self.config_json,
-        )
-        .await
-        {
+        match self.module.start(&self.env, &self.config_json).await {
             Ok((l, _)) => Ok(l),
             Err(CallError::Failed { failure, .. }) => Err(failure),
             Err(e) => Err(Failure::Trap(e.to_string())),
@@ -149,9 +141,7 @@ fn log_worker(
         while let Some(entry) = rx.recv().await {
             let mut instance = match live.take() {
                 Some(l) => l,
-                None => match Live::start(&module.pre, module.direct.as_ref(), &env, &config_json)
-                    .await
-                {
+                None => match module.start(&env, &config_json).await {
                     Ok((l, _)) => l,
                     Err(e) => {
                         tracing::warn!(plugin = %env.name, route = %route, phase = "log", "plugin {e}");

@@ -123,16 +123,21 @@ async fn forward(
     let mut req = limit_body(req, route.max_body, rt.body_read_timeout)?;
     req.body_mut().read_first().await?;
     let chain = &route.chain;
-    let params = found
-        .params
-        .iter()
-        .map(|(k, r)| {
-            (
-                k.clone(),
-                req.uri().path().get(r.clone()).unwrap_or("").to_string(),
-            )
-        })
-        .collect();
+    // Only plugins read path parameters: a route without them copies none.
+    let params = if chain.steps.is_empty() {
+        Vec::new()
+    } else {
+        found
+            .params
+            .iter()
+            .map(|(k, r)| {
+                (
+                    k.clone(),
+                    req.uri().path().get(r.clone()).unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
     let fwd = Forward {
         conn,
         route,
@@ -188,8 +193,9 @@ async fn phases(
     };
 
     // pick + send
+    let responds = chain.has(Phase::ResponseHeaders) || chain.has(Phase::ResponseBody);
     // Response phases still read the request (e.g. its Origin): keep a copy for them.
-    parts.headers = if chain.has(Phase::ResponseHeaders) || chain.has(Phase::ResponseBody) {
+    parts.headers = if responds {
         ex.headers.clone()
     } else {
         std::mem::take(&mut ex.headers)
@@ -210,7 +216,7 @@ async fn phases(
     };
 
     // response headers, response body (the body streams back; the log phase runs at its end)
-    if chain.has(Phase::ResponseHeaders) || chain.has(Phase::ResponseBody) {
+    if responds {
         Box::pin(plugins::answered(chain, ex, resp, all)).await
     } else {
         (ex, Ok(resp))
