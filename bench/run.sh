@@ -319,3 +319,9 @@ if command -v redis-server >/dev/null; then
   awk -v u="$ru" -v d="$rd" 'BEGIN { printf "policy chain on redis: %.0f rps up, %.0f rps with redis killed (%.2fx)\n", u, d, d / u }'
 fi
 
+
+# The same plugins called in-process, one phase at a time with no I/O (the proxies above are
+# idle by now): the host's call path and each guest's own work, without the network.
+echo
+echo "in-process plugin calls (cargo bench --bench plugin_call; goal: a call that does nothing <= 0.5 us):"
+cargo bench -q -p wasmgate --bench plugin_call 2>/dev/null

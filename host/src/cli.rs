@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +33,46 @@ enum Command {
         #[arg(short, long, default_value = "gateway.toml")]
         config: PathBuf,
     },
+    /// Tools for plugin authors.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Run one plugin on a sample request and print what it changed: no gateway, no upstream.
+    /// The request phases run on the request given here; then a sample upstream response
+    /// (`--status`, `--response-header`, `--response-body`) goes through the response phases.
+    /// The plugin's logs and stderr go to stderr.
+    Run {
+        /// The plugin's `.wasm` file.
+        file: PathBuf,
+        /// Path and query of the request.
+        #[arg(default_value = "/")]
+        target: String,
+        /// The plugin's config, as JSON (what its table in gateway.toml would hold).
+        #[arg(short, long, default_value = "{}")]
+        config: String,
+        #[arg(short = 'X', long, default_value = "GET")]
+        method: String,
+        /// A request header, `name: value` (repeatable).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// The request body.
+        #[arg(short = 'd', long)]
+        body: Option<String>,
+        /// The upstream's status.
+        #[arg(long, default_value_t = 200)]
+        status: u16,
+        /// A header of the upstream's response, `name: value` (repeatable).
+        #[arg(long = "response-header")]
+        response_headers: Vec<String>,
+        /// The upstream's response body.
+        #[arg(long)]
+        response_body: Option<String>,
+    },
 }
 
 /// Parses the command line and runs it.
@@ -54,6 +96,61 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Plugin { command } => match plugin(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("wasmgate: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn plugin(command: PluginCommand) -> anyhow::Result<()> {
+    match command {
+        PluginCommand::Run {
+            file,
+            target,
+            config,
+            method,
+            headers,
+            body,
+            status,
+            response_headers,
+            response_body,
+        } => {
+            // The plugin's own log lines and the host's warnings about it (traps, refusals).
+            let filter = tracing_subscriber::filter::Targets::new()
+                .with_default(tracing::Level::WARN)
+                .with_target("wasmgate::plugin::caps::log", tracing::Level::TRACE);
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(std::io::stderr)
+                        .with_ansi(false)
+                        .with_target(false),
+                )
+                .try_init();
+            let sample = crate::dry_run::Sample {
+                method,
+                target,
+                headers,
+                body: body.map(String::into_bytes),
+                status,
+                response_headers,
+                response_body: response_body.map(String::into_bytes),
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let report = rt
+                .block_on(crate::dry_run::run(&file, &config, &sample))
+                .with_context(|| format!("{}", file.display()))?;
+            print!("{report}");
+            Ok(())
+        }
     }
 }
 

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod dry_run;
 pub mod error;
 pub mod gateway;
 pub mod plugin;

@@ -3,6 +3,7 @@
 mod harness;
 mod jwt;
 
+mod authoring;
 mod balance;
 mod contract;
 mod edge;

@@ -136,11 +136,18 @@ impl RateLimit {
     fn count(&self, key: &str, ttl: Duration) -> Result<u64, Action> {
         match kv::incr(key, 1, Some(ttl)) {
             Ok(n) => Ok(u64::try_from(n).unwrap_or(0)),
-            Err(e) => {
+            // Not an outage: the stored value is not a counter. Counting cannot work for this
+            // key until it expires, and refusing would lock the consumer out for a window.
+            Err(kv::Error::Invalid(e)) => {
+                metrics::counter_add("counter_invalid", 1, &[]);
+                log::error(&format!("counter {key} is not a number ({e}); not limited"));
+                Err(Action::Continue)
+            }
+            Err(kv::Error::Unavailable(e)) => {
                 metrics::counter_add("store_unavailable", 1, &[]);
                 match self.on_store_down {
                     OnStoreDown::Local => {
-                        log::warn(&format!("store unavailable ({e:?}); counting locally"));
+                        log::warn(&format!("store unavailable ({e}); counting locally"));
                         Ok(u64::try_from(kv::local_incr(key, 1, Some(ttl))).unwrap_or(0))
                     }
                     OnStoreDown::Allow => Err(Action::Continue),
@@ -397,5 +404,24 @@ mod tests {
         assert_eq!(status(&allow.request_headers(&TestRequest::get("/"))), 200);
         assert_eq!(status(&allow.request_headers(&TestRequest::get("/"))), 200);
         assert!(TestHost::<RateLimit>::new(r#"{"limit": 0}"#).is_err());
+    }
+
+    #[test]
+    fn a_counter_that_is_not_a_number_is_not_an_outage() {
+        testing::reset();
+        testing::set_clock_ms(1_000_000_000);
+        // Slot 100000 of a 10 s window, route "test", every client counted together.
+        kv::set("test:all:w10:100000", b"text", None).unwrap();
+        let h = TestHost::<RateLimit>::new(
+            r#"{"limit": 1, "window_s": 10, "algorithm": "fixed_window", "by": "route", "on_store_down": "deny"}"#,
+        )
+        .unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                status(&h.request_headers(&TestRequest::get("/"))),
+                200,
+                "let through, not refused as if the store were down"
+            );
+        }
     }
 }

@@ -1,0 +1,119 @@
+//! Tools for plugin authors: `wasmgate plugin run` runs one real plugin on a sample request,
+//! with no gateway or upstream.
+
+use std::process::{Command, Output};
+
+use crate::harness::{plugin, plugin_cache};
+
+fn plugin_run(name: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasmgate"))
+        .args(["plugin", "run"])
+        .arg(plugin(name))
+        .args(args)
+        // The compiled-code cache the other tests share, not the user's.
+        .env("XDG_CACHE_HOME", plugin_cache())
+        .output()
+        .expect("wasmgate plugin run")
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn plugin_run_prints_what_a_plugin_changed_and_what_it_answered() {
+    // Edits both ways, from the plugin's config.
+    let out = plugin_run(
+        "headers",
+        &[
+            "/shop?x=1",
+            "--config",
+            r#"{"request": {"set": {"x-gateway": "wasmgate"}, "remove": ["authorization"]}, "security_headers": true}"#,
+            "-H",
+            "authorization: Bearer secret",
+            "--response-header",
+            "content-type: text/plain",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    for line in [
+        "request: forwarded",
+        "  - authorization: Bearer secret",
+        "  + x-gateway: wasmgate",
+        "response (from the upstream): 200 -> 200",
+        "  + x-frame-options: DENY",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "no `{line}` in:\n{stdout}"
+        );
+    }
+    assert!(
+        !stdout.contains("content-type: text/plain"),
+        "unchanged headers are not listed:\n{stdout}"
+    );
+
+    // An early answer: the upstream is not called.
+    let out = plugin_run(
+        "deny",
+        &[
+            "--config",
+            r#"{"status": 429, "when_header": "x-deny"}"#,
+            "-H",
+            "x-deny: 1",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("request: answered;") && stdout.contains("client gets: 429"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("response ("), "{stdout}");
+
+    // Context, a WASI print on stderr, and a trap with the guest's message, answered per the
+    // plugin's fail mode (closed: 500).
+    let out = plugin_run("trap", &["-H", "x-trap: print"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("trap plugin: printed to stderr"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("  + x-trap-passed: 1"), "{stdout}");
+    let out = plugin_run("trap", &["-H", "x-trap: now"]);
+    let (stdout, stderr) = text(&out);
+    assert!(
+        stderr.contains("asked to trap"),
+        "the guest's message: {stderr}"
+    );
+    assert!(stdout.contains("client gets: 500"), "{stdout}");
+}
+
+#[test]
+fn plugin_run_refuses_a_bad_config_or_sample_with_the_reason() {
+    let out = plugin_run("rate-limit", &["--config", r#"{"limit": -1}"#]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stderr.contains("limit"), "names the key: {stderr}");
+    assert!(
+        !stderr.contains("plugin run:"),
+        "no synthetic file positions: {stderr}"
+    );
+
+    let out = plugin_run("headers", &["--config", "{not json"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).1.contains("the plugin's config"),
+        "{}",
+        text(&out).1
+    );
+
+    let out = plugin_run("headers", &["-H", "no colon"]);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("name: value"), "{}", text(&out).1);
+}
