@@ -5,6 +5,7 @@ mod jwt;
 
 mod authoring;
 mod balance;
+mod conformance;
 mod contract;
 mod edge;
 mod errors;

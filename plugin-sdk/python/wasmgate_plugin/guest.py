@@ -1,0 +1,154 @@
+"""The component's export: the gateway calls ``Guest``; it hands each call to the plugin class
+marked with ``@plugin``. The build tool makes the component's entry module import this."""
+
+import json
+import logging
+import sys
+import traceback
+
+from componentize_py_types import Err
+from wit_world import exports
+from wit_world.imports import log as host_log
+from wit_world.imports import types
+
+from .answer import Answer
+from .config import ConfigError
+from .plugin import Request, Response, registered
+
+_LEVELS = (
+    (logging.ERROR, host_log.Level.ERROR),
+    (logging.WARNING, host_log.Level.WARN),
+    (logging.INFO, host_log.Level.INFO),
+    (logging.DEBUG, host_log.Level.DEBUG),
+)
+
+
+class _ToGateway(logging.Handler):
+    """`logging` records go to the gateway's log, tagged with the plugin's name."""
+
+    def emit(self, record):
+        level = next((l for n, l in _LEVELS if record.levelno >= n), host_log.Level.TRACE)
+        host_log.log(level, self.format(record))
+
+
+class _Printed:
+    """`print` and writes to stdout/stderr go to the gateway's log, a line at a time."""
+
+    def __init__(self, level):
+        self.level = level
+        self.pending = ""
+
+    def write(self, text):
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            host_log.log(self.level, line)
+        return len(text)
+
+    def flush(self):
+        if self.pending:
+            host_log.log(self.level, self.pending)
+            self.pending = ""
+
+
+def _wire_logging():
+    root = logging.getLogger()
+    if not any(isinstance(h, _ToGateway) for h in root.handlers):
+        root.addHandler(_ToGateway())
+        root.setLevel(logging.INFO)
+    sys.stdout = _Printed(host_log.Level.INFO)
+    sys.stderr = _Printed(host_log.Level.WARN)
+
+
+class _Discard:
+    def write(self, text):
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+def _failed(where):
+    """The exception's traceback to the gateway's log, once; the caller then re-raises, which
+    traps the call: the gateway answers per the plugin's fail mode and drops this instance.
+    The runtime would print the traceback again on stderr: that copy is discarded."""
+    host_log.log(host_log.Level.ERROR, f"exception in {where}:\n{traceback.format_exc().rstrip()}")
+    sys.stderr = _Discard()
+
+
+def _action(result, phase):
+    if result is None:
+        return types.Action_Continue()
+    if isinstance(result, Answer):
+        return types.Action_Respond(types.Answer(result.status, result.headers, result.body))
+    raise TypeError(f"{phase} returned {type(result).__name__}: return None or an Answer")
+
+
+_FLAGS = {
+    "on_request_headers": types.Phases.REQUEST_HEADERS,
+    "on_request_body": types.Phases.REQUEST_BODY,
+    "on_response_headers": types.Phases.RESPONSE_HEADERS,
+    "on_response_body": types.Phases.RESPONSE_BODY,
+    "on_log": types.Phases.LOG,
+}
+
+
+class Guest(exports.Guest):
+    plugin = None
+
+    def init(self, config):
+        _wire_logging()
+        # A refusal, not a crash: the gateway keeps its last good config and says why.
+        try:
+            cls = registered()
+            Guest.plugin = cls(json.loads(config))
+        except ConfigError as e:
+            raise Err(str(e))
+        except Exception as e:
+            # Not a refusal the plugin meant: where it came from matters.
+            detail = traceback.format_exc().rstrip()
+            host_log.log(host_log.Level.ERROR, f"exception in __init__:\n{detail}")
+            raise Err(f"{type(e).__name__}: {e}")
+        phases = types.Phases(0)
+        for name in cls.implemented():
+            phases |= _FLAGS[name]
+        if cls.raw_body:
+            phases |= types.Phases.RAW_BODY
+        return phases
+
+    def on_request_headers(self, req):
+        try:
+            return _action(Guest.plugin.on_request_headers(Request(req)), "on_request_headers")
+        except Exception:
+            _failed("on_request_headers")
+            raise
+
+    def on_request_body(self, req):
+        try:
+            return _action(Guest.plugin.on_request_body(Request(req)), "on_request_body")
+        except Exception:
+            _failed("on_request_body")
+            raise
+
+    def on_response_headers(self, req, resp):
+        try:
+            result = Guest.plugin.on_response_headers(Request(req), Response(resp))
+            return _action(result, "on_response_headers")
+        except Exception:
+            _failed("on_response_headers")
+            raise
+
+    def on_response_body(self, req, resp):
+        try:
+            result = Guest.plugin.on_response_body(Request(req), Response(resp))
+            return _action(result, "on_response_body")
+        except Exception:
+            _failed("on_response_body")
+            raise
+
+    def on_log(self, entry):
+        try:
+            Guest.plugin.on_log(entry)
+        except Exception:
+            _failed("on_log")
+            raise
