@@ -30,4 +30,16 @@ for dir in plugins/python/*/; do
     "$venv/bin/wasmgate-plugin-build" "$dir/app.py" -o "$out"
   fi
 done
+# Plugins in JavaScript: the SDK (plugin-sdk/js) with componentize-js and rolldown as its
+# package-lock.json pins them (npm ci), rebuilt like the Python ones only when changed.
+sdk=plugin-sdk/js
+if [ ! -d "$sdk/node_modules" ] || [ "$sdk/package-lock.json" -nt "$sdk/node_modules/.package-lock.json" ]; then
+  (cd "$sdk" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+for dir in plugins/js/*/; do
+  out="target/plugins/js_$(basename "$dir" | tr - _).wasm"
+  if [ ! -f "$out" ] || [ -n "$(find "$dir" "$sdk" wit -path "$sdk/node_modules" -prune -o \( -name '*.js' -o -name '*.wit' \) -newer "$out" -print | head -1)" ]; then
+    node "$sdk/build.js" "$dir/plugin.js" -o "$out"
+  fi
+done
 echo "plugins built: $(ls target/plugins/*.wasm | wc -l) in target/plugins/"

@@ -101,3 +101,8 @@ async fn rust_passes_the_conformance_suite() {
 async fn python_passes_the_conformance_suite() {
     conformance("python-conformance", "python").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn javascript_passes_the_conformance_suite() {
+    conformance("js-conformance", "js").await;
+}
