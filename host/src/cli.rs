@@ -145,9 +145,7 @@ fn plugin(command: PluginCommand) -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            let report = rt
-                .block_on(crate::dry_run::run(&file, &config, &sample))
-                .with_context(|| format!("{}", file.display()))?;
+            let report = rt.block_on(crate::dry_run::run(&file, &config, &sample))?;
             print!("{report}");
             Ok(())
         }

@@ -99,20 +99,21 @@ async fn load(file: &Path, config_json: &str) -> Result<Arc<Chain>, DryRunError>
     );
     let key = toml::Value::String(name.clone());
     let file = std::path::absolute(file).map_err(|e| DryRunError::Load(e.to_string()))?;
-    let file = toml::Value::String(file.display().to_string());
+    let file_value = toml::Value::String(file.display().to_string());
     let text = format!(
         "[upstreams.sample]\ntargets = [\"127.0.0.1:9\"]\n\
-         [plugins.{key}]\nfile = {file}\nstderr = true\n\
+         [plugins.{key}]\nfile = {file_value}\nstderr = true\n\
          [[routes]]\nname = \"sample\"\npath_prefix = \"/\"\nupstream = \"sample\"\n\
          plugins = [{{ name = {key}, config = {config} }}]\n"
     );
+    let shown = file.display().to_string();
     let loaded = crate::config::parse(&text, Path::new("plugin run"))
-        .map_err(|e| DryRunError::Load(messages(e.0, &name)))?;
+        .map_err(|e| DryRunError::Load(messages(e.0, &name, &shown)))?;
     let host = PluginHost::new(Store::default()).map_err(|e| DryRunError::Load(e.to_string()))?;
     let plugins = host
         .load(&loaded, &Arc::new(BTreeMap::new()), &[])
         .await
-        .map_err(|e| DryRunError::Load(messages(e, &name)))?;
+        .map_err(|e| DryRunError::Load(messages(e, &name, &shown)))?;
     plugins
         .chains
         .into_iter()
@@ -120,19 +121,26 @@ async fn load(file: &Path, config_json: &str) -> Result<Arc<Chain>, DryRunError>
         .ok_or_else(|| DryRunError::Load("the plugin did not load".into()))
 }
 
-/// The errors without the synthetic config's file, line and names, which the user never wrote.
-fn messages(errors: Vec<crate::config::ConfigError>, name: &str) -> String {
+/// The errors without the synthetic config's file, line and names, which the user never wrote;
+/// each names the plugin's file.
+fn messages(errors: Vec<crate::config::ConfigError>, name: &str, file: &str) -> String {
     let (in_route, alone) = (
         format!("route `sample` plugin `{name}`: "),
         format!("plugin `{name}`: "),
     );
-    let shown: Vec<&str> = errors
+    let shown: Vec<String> = errors
         .iter()
         .map(|e| {
-            e.message
+            let m = e
+                .message
                 .strip_prefix(&in_route)
                 .or_else(|| e.message.strip_prefix(&alone))
-                .unwrap_or(&e.message)
+                .unwrap_or(&e.message);
+            if m.contains(file) {
+                m.to_string()
+            } else {
+                format!("{file}: {m}")
+            }
         })
         .collect();
     shown.join("\n")

@@ -117,3 +117,48 @@ fn plugin_run_refuses_a_bad_config_or_sample_with_the_reason() {
     assert!(!out.status.success());
     assert!(text(&out).1.contains("name: value"), "{}", text(&out).1);
 }
+
+#[test]
+fn a_component_importing_what_the_host_lacks_is_refused_before_compiling() {
+    // componentize-js's default build imports wasi:http (for `fetch`), which plugins do not get.
+    let dir = crate::harness::temp_dir("js-default-build");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let guest = dir.join("guest.js");
+    std::fs::write(
+        &guest,
+        "const go = () => ({ tag: 'continue' });\n\
+         export const guest = { init: () => ({ requestHeaders: true }), onRequestHeaders: go,\n\
+         onRequestBody: go, onResponseHeaders: go, onResponseBody: go, onLog() {} };\n",
+    )
+    .expect("write guest.js");
+    let wasm = dir.join("default.wasm");
+    let built = Command::new("node")
+        .arg(root.join("plugin-sdk/js/node_modules/@bytecodealliance/componentize-js/src/cli.js"))
+        .arg(&guest)
+        .arg("--wit")
+        .arg(root.join("wit"))
+        .args(["-n", "plugin", "-o"])
+        .arg(&wasm)
+        .output()
+        .expect("node (plugins/build.sh installs componentize-js)");
+    assert!(built.status.success(), "{}", text(&built).1);
+
+    let cache = dir.join("cache");
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmgate"))
+        .args(["plugin", "run"])
+        .arg(&wasm)
+        .env("XDG_CACHE_HOME", &cache)
+        .output()
+        .expect("wasmgate plugin run");
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stderr.contains("imports `wasi:http/types@"), "{stderr}");
+    assert!(
+        stderr.contains("--disable http fetch-event"),
+        "says what to do: {stderr}"
+    );
+    let compiled = std::fs::read_dir(cache.join("wasmgate/plugins"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(compiled, 0, "refused before compiling: nothing cached");
+}

@@ -481,6 +481,49 @@ async fn restart_loads_compiled_plugins_from_the_cache() {
         "restart does not recompile"
     );
     assert_eq!(get(&second.url("/")).await.expect("get").status, 200);
+    drop(second);
+
+    // The cache is bounded: with a cap smaller than any entry, storing acl's evicts deny's.
+    let cached = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&cache)
+            .expect("cache dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+            .collect()
+    };
+    assert_eq!(cached().len(), 1, "{:?}", cached());
+    let deny_entry = cached().remove(0);
+    let capped = |t: &str| {
+        t.replace(
+            &format!("plugin_cache = \"{}\"", cache.display()),
+            &format!(
+                "plugin_cache = \"{}\"\nplugin_cache_max = \"1KiB\"",
+                cache.display()
+            ),
+        )
+    };
+    let acl = capped(&text)
+        .replace(
+            "name = \"deny\", config = { when_header = \"x-no\" }",
+            "name = \"acl\", config = { allow = { groups = [\"a\"] } }",
+        )
+        .replace(
+            &plugin_block("deny", "deny", ""),
+            &plugin_block("acl", "acl", ""),
+        );
+    let third = Gateway::start_text(&acl).await;
+    assert_eq!(loaded(&third)["cached"], false);
+    let left = cached();
+    assert_eq!(left.len(), 1, "only the newest entry fits: {left:?}");
+    assert_ne!(left[0], deny_entry, "the entry used longest ago went");
+    drop(third);
+    let fourth = Gateway::start_text(&capped(&text)).await;
+    assert_eq!(
+        loaded(&fourth)["cached"],
+        false,
+        "evicted, so compiled again"
+    );
+    assert_eq!(get(&fourth.url("/")).await.expect("get").status, 200);
     let _ = std::fs::remove_dir_all(cache);
 }
 

@@ -81,6 +81,9 @@ pub struct Server {
     /// Where compiled plugins are cached; `""` turns the cache off. Defaults to
     /// `$XDG_CACHE_HOME/wasmgate/plugins` (or `~/.cache/...`).
     pub plugin_cache: Option<PathBuf>,
+    /// The plugin cache's size cap: past it, the entries used longest ago are removed.
+    #[serde(default = "default_plugin_cache_max")]
+    pub plugin_cache_max: ByteSize,
 }
 
 impl Default for Server {
@@ -98,6 +101,7 @@ impl Default for Server {
             allow_empty: false,
             watch_config: true,
             plugin_cache: None,
+            plugin_cache_max: default_plugin_cache_max(),
         }
     }
 }
@@ -593,6 +597,9 @@ fn default_pool_max_idle() -> usize {
 }
 fn default_plugin_timeout() -> Duration {
     Duration::from_millis(50)
+}
+fn default_plugin_cache_max() -> ByteSize {
+    ByteSize(1 << 30)
 }
 fn default_plugin_memory() -> ByteSize {
     ByteSize(64 << 20)

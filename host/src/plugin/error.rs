@@ -115,4 +115,13 @@ pub enum LoadError {
     Version { path: String, found: String },
     #[error("{path} does not fit the wasmgate:plugin contract: {reason}")]
     Contract { path: String, reason: String },
+    #[error(
+        "{path} imports `{interface}`, which wasmgate does not give plugins (they get \
+         wasmgate:plugin and WASI io, clocks, random, cli, filesystem and sockets): {hint}"
+    )]
+    Import {
+        path: String,
+        interface: String,
+        hint: &'static str,
+    },
 }

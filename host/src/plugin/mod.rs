@@ -6,10 +6,12 @@
 //! failure refuses the whole generation, located at the entry in `gateway.toml`.
 
 pub(crate) mod bindings;
+mod cache;
 mod caps;
 mod chain;
 mod error;
 mod exchange;
+mod imports;
 mod instance;
 mod module;
 mod settings;
@@ -133,13 +135,17 @@ impl PluginHost {
     ) -> Result<Plugins, Vec<ConfigError>> {
         let cfg = &loaded.config;
         let mut errors = Vec::new();
-        let cache_dir = cache_dir(loaded);
+        let cache = cache_dir(loaded).map(|dir| cache::DiskCache {
+            dir,
+            max_bytes: u64::try_from(cfg.server.plugin_cache_max.bytes()).unwrap_or(u64::MAX),
+        });
+        let cache = cache.map(Arc::new);
         let mut defs = BTreeMap::new();
         let mut modules = Vec::new();
         for (name, def) in &cfg.plugins {
             let d = def.get_ref();
             let path = loaded.resolve(d.file.get_ref());
-            let (host, cache, known) = (self.clone(), cache_dir.clone(), previous.to_vec());
+            let (host, cache, known) = (self.clone(), cache.clone(), previous.to_vec());
             let started = std::time::Instant::now();
             let module = tokio::task::spawn_blocking(move || {
                 Module::load(

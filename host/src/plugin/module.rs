@@ -1,8 +1,7 @@
-//! A plugin file, compiled once. Compiled code is cached on disk keyed by the file's content hash
-//! and the engine's settings, so a restart loads it in well under a millisecond instead of
-//! recompiling, and a reload that did not change the file reuses it from memory.
+//! A plugin file, compiled once: from the disk cache (`cache.rs`) when it holds this content, and
+//! a reload that did not change the file reuses it from memory. Imports the host does not
+//! provide are refused before compiling (`imports.rs`).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,13 +11,11 @@ use wasmtime::component::{Component, Linker};
 
 use super::bindings::Phases;
 use super::bindings::PluginPre;
+use super::cache::DiskCache;
 use super::error::CallError;
 use super::error::LoadError;
 use super::instance::{DirectExports, HostState, Live};
 use super::settings::Env;
-
-/// The pinned wasmtime (Cargo.toml); part of the cache key.
-const WASMTIME_VERSION: &str = "48.0.8";
 
 pub struct Module {
     pub path: PathBuf,
@@ -37,7 +34,7 @@ impl Module {
         engine: &Engine,
         [waiting, direct]: [&Linker<HostState>; 2],
         kv_waits: bool,
-        cache_dir: Option<&Path>,
+        cache: Option<&DiskCache>,
         path: &Path,
         known: &[Arc<Module>],
     ) -> Result<Arc<Module>, LoadError> {
@@ -50,8 +47,17 @@ impl Module {
         if let Some(m) = known.iter().find(|m| m.hash == hash) {
             return Ok(m.clone());
         }
-        let cache_file = cache_dir.map(|d| d.join(format!("{}.cwasm", cache_key(engine, &hash))));
-        let from_cache = cache_file.as_deref().and_then(|f| load_cached(engine, f));
+        if let Some(interface) = super::imports::unprovided(&bytes) {
+            return Err(LoadError::Import {
+                path: shown,
+                hint: super::imports::hint(&interface),
+                interface,
+            });
+        }
+        let cache_file = cache.map(|c| c.file(engine, &hash));
+        let from_cache = cache
+            .zip(cache_file.as_deref())
+            .and_then(|(c, f)| c.load(engine, f));
         let cached = from_cache.is_some();
         let component = match from_cache {
             Some(c) => c,
@@ -60,10 +66,10 @@ impl Module {
                     path: shown.clone(),
                     reason: first_line(&e),
                 })?;
-                if let (Some(dir), Some(file)) = (cache_dir, &cache_file)
-                    && let Err(e) = store_cached(&c, dir, file)
+                if let (Some(cache), Some(file)) = (cache, &cache_file)
+                    && let Err(e) = cache.store(&c, file)
                 {
-                    tracing::warn!(error = %e, dir = %dir.display(), "cannot write the plugin cache; plugins will be compiled at every start");
+                    tracing::warn!(error = %e, dir = %cache.dir.display(), "cannot write the plugin cache; plugins will be compiled at every start");
                 }
                 c
             }
@@ -122,60 +128,4 @@ fn check_version(engine: &Engine, c: &Component, path: &str) -> Result<(), LoadE
 fn first_line(e: &wasmtime::Error) -> String {
     let text = format!("{e:#}");
     text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Content hash + engine settings + wasmtime version: a cached artifact made by another engine
-/// configuration is never offered to this one.
-fn cache_key(engine: &Engine, content: &[u8; 32]) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::hash::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut h);
-    let mut d = Sha256::new();
-    d.update(content);
-    d.update(h.finish().to_le_bytes());
-    d.update(WASMTIME_VERSION.as_bytes());
-    d.update(env!("CARGO_PKG_VERSION").as_bytes());
-    d.finalize()
-        .iter()
-        .take(20)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-#[allow(unsafe_code)]
-fn load_cached(engine: &Engine, file: &Path) -> Option<Component> {
-    if !file.is_file() {
-        return None;
-    }
-    // SAFETY: `deserialize_file` trusts its input to be compiled code made by a compatible
-    // engine. The cache folder is the gateway's own (created 0700, files written 0600 through
-    // a rename, named by content hash and engine settings), so only this process — or someone
-    // who can already run code as its user — put the file there. wasmtime still checks the
-    // header, version and settings, and refuses a mismatch, which lands here as `None`.
-    match unsafe { Component::deserialize_file(engine, file) } {
-        Ok(c) => Some(c),
-        Err(e) => {
-            tracing::warn!(file = %file.display(), error = %first_line(&e), "ignoring an unusable cached plugin");
-            None
-        }
-    }
-}
-
-fn store_cached(c: &Component, dir: &Path, file: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let bytes = c.serialize().map_err(std::io::Error::other)?;
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(&bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, file)
 }

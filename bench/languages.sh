@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# What a plugin costs per request in each language: the same trivial plugin (the conformance
+# plugin with its default config: reads three request headers, sets one response header) in
+# Rust, Python and JavaScript, on one gateway worker in front of an nginx upstream, wrk -c64.
+# Prints the rps of each route, the CPU time each plugin adds per request (one saturated worker:
+# 1/rps is the time per request), and the gateway's memory with one Python and one JavaScript
+# plugin under 64 connections. Not a test: numbers depend on the machine.
+#
+#   bench/languages.sh            # 5 s per run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-5}
+for tool in nginx wrk; do
+  command -v "$tool" >/dev/null || { echo "bench needs $tool: apt-get install -y nginx wrk" >&2; exit 1; }
+done
+cargo build --release -q -p wasmgate
+plugins/build.sh >/dev/null
+GW=target/release/wasmgate
+PLUGINS=$PWD/target/plugins
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UP=$(free_port); WG=$(free_port); ADMIN=$(free_port)
+
+mkdir -p "$work/upstream"
+cat > "$work/upstream/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/upstream/nginx.pid;
+error_log $work/upstream/error.log warn;
+events { worker_connections 4096; }
+http { access_log off;
+  server { listen 127.0.0.1:$UP; keepalive_requests 1000000; location / { return 200 'ok'; } } }
+CONF
+nginx -p "$work/upstream" -c "$work/upstream/nginx.conf" &
+pids+=($!)
+
+cat > "$work/gateway.toml" <<CONF
+[server]
+workers = 1
+watch_config = false
+[[listeners]]
+address = "127.0.0.1:$WG"
+[admin]
+address = "127.0.0.1:$ADMIN"
+[log]
+level = "warn"
+access = false
+[upstreams.up]
+targets = ["127.0.0.1:$UP"]
+[plugins.rust]
+file = "$PLUGINS/conformance.wasm"
+[plugins.python]
+file = "$PLUGINS/python_conformance.wasm"
+[plugins.js]
+file = "$PLUGINS/js_conformance.wasm"
+[[routes]]
+path_prefix = "/"
+upstream = "up"
+[[routes]]
+path_prefix = "/rust"
+upstream = "up"
+plugins = ["rust"]
+[[routes]]
+path_prefix = "/python"
+upstream = "up"
+plugins = ["python"]
+[[routes]]
+path_prefix = "/js"
+upstream = "up"
+plugins = ["js"]
+CONF
+"$GW" run -c "$work/gateway.toml" > "$work/gateway.log" 2>&1 &
+gw=$!
+pids+=($gw)
+for _ in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$WG/python/" && break; sleep 0.1; done
+
+rps() { wrk -t1 -c64 -d"${DURATION}s" "$1" | awk '/Requests\/sec/ {print $2}'; }
+kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
+rss_idle=$(kib "$gw" VmRSS)
+plain=$(rps "http://127.0.0.1:$WG/")
+printf '%-8s %10.0f rps\n' plain "$plain"
+for lang in rust python js; do
+  r=$(rps "http://127.0.0.1:$WG/$lang/")
+  awk -v l="$lang" -v r="$r" -v p="$plain" 'BEGIN { printf "%-8s %10.0f rps, %6.1f us per request over plain\n", l, r, 1e6 / r - 1e6 / p }'
+done
+# Both non-Rust plugins at once under 64 connections, then the gateway's memory.
+wrk -t1 -c32 -d"${DURATION}s" "http://127.0.0.1:$WG/python/" >/dev/null &
+wrk -t1 -c32 -d"${DURATION}s" "http://127.0.0.1:$WG/js/" >/dev/null
+wait %1 2>/dev/null || true
+echo "gateway memory: $((rss_idle / 1024)) MiB idle with the three plugins loaded; $(( $(kib "$gw" VmRSS) / 1024 )) MiB after 64 connections on the Python and JavaScript routes (peak $(( $(kib "$gw" VmHWM) / 1024 )) MiB; goal <= 100 MB)"
