@@ -90,6 +90,7 @@ for lang in rust python js; do
 done
 # Both non-Rust plugins at once under 64 connections, then the gateway's memory.
 wrk -t1 -c32 -d"${DURATION}s" "http://127.0.0.1:$WG/python/" >/dev/null &
+both=$!
 wrk -t1 -c32 -d"${DURATION}s" "http://127.0.0.1:$WG/js/" >/dev/null
-wait %1 2>/dev/null || true
+wait "$both"
 echo "gateway memory: $((rss_idle / 1024)) MiB idle with the three plugins loaded; $(( $(kib "$gw" VmRSS) / 1024 )) MiB after 64 connections on the Python and JavaScript routes (peak $(( $(kib "$gw" VmHWM) / 1024 )) MiB; goal <= 100 MB)"

@@ -22,8 +22,9 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: Limiter,
-    /// Epoch ticks this call may still run (see `Live::call`).
+    /// Epoch ticks this call may still run, and has run (see `Live::call`).
     ticks_left: u64,
+    ticks_run: u64,
     /// Whether the call in progress may yield to the scheduler at each tick (async calls).
     yields: bool,
     /// The exchange of the call in progress.
@@ -92,6 +93,9 @@ impl ResourceLimiter for Limiter {
         self.inner.memories()
     }
 }
+
+/// An async call yields to the scheduler once every this many epoch ticks it runs.
+const YIELD_EVERY: u64 = 5;
 
 /// Which export a call enters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,22 +204,27 @@ impl Live {
                 refused: false,
             },
             ticks_left: env.limits.ticks(),
+            ticks_run: 0,
             yields: true,
             exchange: None,
             env: env.clone(),
         };
         let mut store = Store::new(pre.engine(), state);
         store.limiter(|s| &mut s.limits);
-        // Every tick an async call yields to the scheduler, so a busy plugin that may wait
-        // never holds a worker thread for its whole deadline; a direct call keeps the thread
-        // (it cannot be suspended). Once the ticks are spent, the call traps.
+        // An async call that runs long yields to the scheduler every few ticks, so a busy
+        // plugin that may wait never holds a worker thread for its whole deadline; a direct
+        // call keeps the thread (it cannot be suspended). Not at every tick: a suspended call
+        // keeps its instance, and the requests that run meanwhile start new ones, so yielding
+        // in ordinary sub-millisecond calls multiplied instances (a JavaScript plugin grew the
+        // gateway by half a gigabyte). Once the ticks are spent, the call traps.
         store.epoch_deadline_callback(|mut ctx| {
             let s = ctx.data_mut();
             if s.ticks_left == 0 {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 s.ticks_left -= 1;
-                Ok(if s.yields {
+                s.ticks_run += 1;
+                Ok(if s.yields && s.ticks_run % YIELD_EVERY == 0 {
                     UpdateDeadline::Yield(1)
                 } else {
                     UpdateDeadline::Continue(1)
@@ -256,6 +265,7 @@ impl Live {
         let ticks = self.store.data().env.limits.ticks();
         let s = self.store.data_mut();
         s.ticks_left = ticks;
+        s.ticks_run = 0;
         s.yields = yields;
         self.store.set_epoch_deadline(1);
     }
