@@ -40,7 +40,11 @@ impl<P: Plugin> Adapter<P> {
         // granted by default): say what happened through the log capability first.
         #[cfg(target_arch = "wasm32")]
         std::panic::set_hook(Box::new(|info| {
-            crate::log::error(&format!("panicked: {info}"));
+            let message = info.payload_as_str().unwrap_or("a panic without a message");
+            match info.location() {
+                Some(at) => crate::log::error(&format!("panicked: {message} (at {at})")),
+                None => crate::log::error(&format!("panicked: {message}")),
+            }
         }));
         let config: P::Config = crate::config::parse(&config)?;
         let plugin = P::new(config)?;

@@ -64,8 +64,16 @@ async fn conformance(file: &str, language: &str) {
     // the log, and the next request served by a fresh instance.
     let r = get_with(&url, &[("x-raise", &format!("boom-{language}"))]).await;
     assert_eq!(r.status, 500, "{language}: {}", r.text());
-    gw.wait_log(&format!("asked to raise: boom-{language}"))
-        .await;
+    // The trap's own line carries the exception's text (Rust: the panic message).
+    let said = format!("asked to raise: boom-{language}");
+    gw.wait_log("the plugin said:").await;
+    assert!(
+        gw.log()
+            .lines()
+            .any(|l| l.contains("trapped") && l.contains("the plugin said:") && l.contains(&said)),
+        "{language}:\n{}",
+        gw.log()
+    );
     assert_eq!(
         get_with(&url, &[]).await.status,
         200,

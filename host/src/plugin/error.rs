@@ -31,6 +31,17 @@ impl Failure {
         Failure::Trap(text.lines().next().unwrap_or("trap").to_string())
     }
 
+    /// A trap with the plugin's own last error message (an exception's text), when it logged
+    /// one during the call.
+    pub fn explained(self, said: Option<&str>) -> Failure {
+        match (self, said) {
+            (Failure::Trap(t), Some(said)) => {
+                Failure::Trap(format!("{t}; the plugin said: {said}"))
+            }
+            (other, _) => other,
+        }
+    }
+
     /// Counts this failure in `wasmgate_plugin_failures_total`; `fail` is the plugin's fail
     /// mode, or `log` for the log phase.
     pub fn count(&self, plugin: &str, route: &str, fail: &'static str) {

@@ -27,12 +27,27 @@ pub struct HostState {
     ticks_run: u64,
     /// Whether the call in progress may yield to the scheduler at each tick (async calls).
     yields: bool,
+    /// The first line of the last error the plugin logged during the call in progress: an
+    /// SDK logs an exception there just before the trap it becomes.
+    last_error: Option<String>,
     /// The exchange of the call in progress.
     pub exchange: Option<Box<Exchange>>,
     pub env: Arc<Env>,
 }
 
 impl HostState {
+    /// Remembers `message` (its first line, shortened) as what the plugin last said went wrong.
+    pub fn said(&mut self, message: &str) {
+        let line = message.lines().next().unwrap_or_default();
+        let cut = line.char_indices().nth(300).map_or(line.len(), |(i, _)| i);
+        self.last_error = Some(line[..cut].to_string());
+    }
+
+    /// A failure of the call in progress, with what the plugin said about it.
+    fn failure(&self, e: wasmtime::Error) -> Failure {
+        Failure::from_error(e, self.limits.refused).explained(self.last_error.as_deref())
+    }
+
     /// The exchange of the call in progress, as the `request`/`response` resources see it.
     pub fn exchange_view(&mut self) -> ExchangeView<'_> {
         ExchangeView {
@@ -206,6 +221,7 @@ impl Live {
             ticks_left: env.limits.ticks(),
             ticks_run: 0,
             yields: true,
+            last_error: None,
             exchange: None,
             env: env.clone(),
         };
@@ -267,6 +283,7 @@ impl Live {
         s.ticks_left = ticks;
         s.ticks_run = 0;
         s.yields = yields;
+        s.last_error = None;
         self.store.set_epoch_deadline(1);
     }
 
@@ -277,7 +294,7 @@ impl Live {
             .wasmgate_plugin_guest()
             .call_on_log(&mut self.store, entry)
             .await
-            .map_err(|e| Failure::from_error(e, self.store.data().limits.refused))
+            .map_err(|e| self.store.data().failure(e))
     }
 
     /// Runs one phase on `ex`. The exchange always comes back, also when the call failed.
@@ -305,8 +322,8 @@ impl Live {
             .exchange
             .take()
             .unwrap_or_else(|| Box::new(Exchange::detached()));
-        let refused = self.store.data().limits.refused;
-        (ex, result.map_err(|e| Failure::from_error(e, refused)))
+        let result = result.map_err(|e| self.store.data().failure(e));
+        (ex, result)
     }
 
     async fn call_async(&mut self, phase: Phase) -> wasmtime::Result<Action> {

@@ -72,7 +72,11 @@ def _failed(where):
     """The exception's traceback to the gateway's log, once; the caller then re-raises, which
     traps the call: the gateway answers per the plugin's fail mode and drops this instance.
     The runtime would print the traceback again on stderr: that copy is discarded."""
-    host_log.log(host_log.Level.ERROR, f"exception in {where}:\n{traceback.format_exc().rstrip()}")
+    e = sys.exc_info()[1]
+    host_log.log(
+        host_log.Level.ERROR,
+        f"exception in {where}: {type(e).__name__}: {e}\n{traceback.format_exc().rstrip()}",
+    )
     sys.stderr = _Discard()
 
 

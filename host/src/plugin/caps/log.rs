@@ -11,7 +11,10 @@ impl Host for HostState {
             Level::Debug => tracing::debug!(plugin, "{message}"),
             Level::Info => tracing::info!(plugin, "{message}"),
             Level::Warn => tracing::warn!(plugin, "{message}"),
-            Level::Error => tracing::error!(plugin, "{message}"),
+            Level::Error => {
+                tracing::error!(plugin, "{message}");
+                self.said(&message);
+            }
         }
     }
 }
