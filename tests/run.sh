@@ -28,6 +28,13 @@ step() {
 }
 # The plugins the tests load, as real components (adds the wasm32-wasip2 target if missing).
 step plugins/build.sh
+# The Python plugins' own unit tests, on the SDK's native test host.
+python_plugin_tests() {
+  for dir in plugins/python/*/; do
+    target/py/bin/python -m unittest discover -q -s "$dir" -p 'test_*.py'
+  done
+}
+step python_plugin_tests
 step cargo fmt --all -- --check
 # Lints run inside the release build the tests use: clippy's driver compiles the workspace's
 # own crates (what `cargo clippy` does, minus its separate check build of every dependency),

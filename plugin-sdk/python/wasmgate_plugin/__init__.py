@@ -19,6 +19,14 @@ wires ``logging`` and ``print`` to the gateway's log::
 A phase returns ``None`` to go on, or an :class:`Answer`. Build with ``wasmgate-plugin-build``.
 """
 
+try:
+    import wit_world  # noqa: F401  (inside a component: the gateway's own bindings)
+except ImportError:
+    # Natively, e.g. in a plugin's unit tests: a fake host (see wasmgate_plugin.testing).
+    from . import _native
+
+    _native.install()
+
 from .answer import Answer
 from .config import ConfigError, config
 from .plugin import Plugin, plugin

@@ -11,6 +11,7 @@ from wit_world import exports
 from wit_world.imports import log as host_log
 from wit_world.imports import types
 
+from . import _native
 from .answer import Answer
 from .config import ConfigError
 from .plugin import Request, Response, registered
@@ -56,8 +57,10 @@ def _wire_logging():
     if not any(isinstance(h, _ToGateway) for h in root.handlers):
         root.addHandler(_ToGateway())
         root.setLevel(logging.INFO)
-    sys.stdout = _Printed(host_log.Level.INFO)
-    sys.stderr = _Printed(host_log.Level.WARN)
+    # Natively (unit tests) the test runner keeps its own output.
+    if not _native.active:
+        sys.stdout = _Printed(host_log.Level.INFO)
+        sys.stderr = _Printed(host_log.Level.WARN)
 
 
 class _Discard:
@@ -77,7 +80,8 @@ def _failed(where):
         host_log.Level.ERROR,
         f"exception in {where}: {type(e).__name__}: {e}\n{traceback.format_exc().rstrip()}",
     )
-    sys.stderr = _Discard()
+    if not _native.active:
+        sys.stderr = _Discard()
 
 
 def _action(result, phase):
