@@ -35,6 +35,13 @@ python_plugin_tests() {
   done
 }
 step python_plugin_tests
+# The JavaScript plugins' own unit tests, on the SDK's native test host (node's test runner).
+js_plugin_tests() {
+  for dir in plugins/js/*/; do
+    node --import ./plugin-sdk/js/testing/register.js --test --test-reporter=dot "$dir"
+  done
+}
+step js_plugin_tests
 step cargo fmt --all -- --check
 # Lints run inside the release build the tests use: clippy's driver compiles the workspace's
 # own crates (what `cargo clippy` does, minus its separate check build of every dependency),
