@@ -73,6 +73,27 @@ enum PluginCommand {
         #[arg(long)]
         response_body: Option<String>,
     },
+    /// Write a new plugin project (a crate or package that builds and tests on its own).
+    New {
+        /// The plugin's name: lowercase letters, digits and `-`.
+        name: String,
+        #[arg(short, long, value_enum)]
+        lang: crate::scaffold::Lang,
+        /// Where to create the project's folder.
+        #[arg(short, long, default_value = ".")]
+        dir: PathBuf,
+        /// The plugin-sdk folder of a wasmgate checkout (default: the one this binary was built
+        /// from, or WASMGATE_SDK).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Build the plugin project in DIR into DIR/<name>.wasm.
+    Build {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
 }
 
 /// Parses the command line and runs it.
@@ -108,6 +129,27 @@ pub fn main() -> ExitCode {
 
 fn plugin(command: PluginCommand) -> anyhow::Result<()> {
     match command {
+        PluginCommand::New {
+            name,
+            lang,
+            dir,
+            sdk,
+        } => {
+            let sdk = crate::scaffold::sdk(sdk.as_deref())?;
+            let made = crate::scaffold::new(&name, lang, &dir, &sdk)?;
+            println!(
+                "{}: build it with `wasmgate plugin build {}`; its README says how to test and use it",
+                made.display(),
+                made.display()
+            );
+            Ok(())
+        }
+        PluginCommand::Build { dir, sdk } => {
+            let sdk = crate::scaffold::sdk(sdk.as_deref())?;
+            let out = crate::scaffold::build(&dir, &sdk)?;
+            println!("built {}", out.display());
+            Ok(())
+        }
         PluginCommand::Run {
             file,
             target,

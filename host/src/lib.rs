@@ -13,6 +13,7 @@ pub mod proxy;
 pub mod reload;
 pub mod router;
 pub mod runtime;
+pub mod scaffold;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -162,3 +162,73 @@ fn a_component_importing_what_the_host_lacks_is_refused_before_compiling() {
         .unwrap_or(0);
     assert_eq!(compiled, 0, "refused before compiling: nothing cached");
 }
+
+/// `wasmgate plugin new`, `plugin build` and the project's own test, in an empty folder outside
+/// the repository; the built plugin then runs.
+fn scaffold(lang: &str, test: &[&str]) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let parent =
+        std::env::temp_dir().join(format!("wasmgate-scaffold-{lang}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&parent);
+    std::fs::create_dir_all(&parent).expect("temp folder");
+    let name = format!("hello-{lang}");
+    let wasmgate = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wasmgate"))
+            .args(args)
+            .current_dir(&parent)
+            // The Rust project builds its dependencies in the repository's target folder
+            // (reusing what plugins/build.sh compiled), not in a fresh one per run.
+            .env("CARGO_TARGET_DIR", root.join("target"))
+            .env("XDG_CACHE_HOME", plugin_cache())
+            .output()
+            .expect("wasmgate");
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "wasmgate {args:?}:\n{stdout}{stderr}");
+        stdout
+    };
+    wasmgate(&["plugin", "new", &name, "--lang", lang]);
+    let dir = parent.join(&name);
+    if lang == "rust" {
+        // The same versions as this repository's plugins, so their builds are reused.
+        std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).expect("Cargo.lock");
+    }
+    wasmgate(&["plugin", "build", &name]);
+    let wasm = dir.join(format!("{name}.wasm"));
+    assert!(wasm.is_file(), "no {}", wasm.display());
+
+    let tested = Command::new(test[0])
+        .args(&test[1..])
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", root.join("target"))
+        .output()
+        .expect("the project's test");
+    let (stdout, stderr) = text(&tested);
+    assert!(tested.status.success(), "{test:?}:\n{stdout}{stderr}");
+
+    let run = wasmgate(&[
+        "plugin",
+        "run",
+        wasm.to_str().expect("path"),
+        "-H",
+        "x-deny: 1",
+    ]);
+    assert!(run.contains("client gets: 403"), "{run}");
+    let run = wasmgate(&["plugin", "run", wasm.to_str().expect("path")]);
+    assert!(run.contains(&format!("+ x-{name}: seen")), "{run}");
+    let _ = std::fs::remove_dir_all(&parent);
+}
+
+#[test]
+fn plugin_new_in_rust_builds_and_passes_its_test() {
+    scaffold("rust", &["cargo", "test", "-q"]);
+}
+
+#[test]
+fn plugin_new_in_python_builds_and_passes_its_test() {
+    scaffold("python", &[".venv/bin/python", "-m", "unittest", "-q"]);
+}
+
+#[test]
+fn plugin_new_in_javascript_builds_and_passes_its_test() {
+    scaffold("js", &["npm", "test", "--silent"]);
+}
