@@ -11,33 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-5}
-for tool in nginx wrk; do
-  command -v "$tool" >/dev/null || { echo "bench needs $tool: apt-get install -y nginx wrk" >&2; exit 1; }
-done
-cargo build --release -q -p wasmgate
-plugins/build.sh >/dev/null
-GW=target/release/wasmgate
-PLUGINS=$PWD/target/plugins
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/common.sh
 UP=$(free_port); WG=$(free_port); ADMIN=$(free_port)
-
-mkdir -p "$work/upstream"
-cat > "$work/upstream/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/upstream/nginx.pid;
-error_log $work/upstream/error.log warn;
-events { worker_connections 4096; }
-http { access_log off;
-  server { listen 127.0.0.1:$UP; keepalive_requests 1000000; location / { return 200 'ok'; } } }
-CONF
-nginx -p "$work/upstream" -c "$work/upstream/nginx.conf" &
-pids+=($!)
+nginx_conf upstream "server { listen 127.0.0.1:$UP; keepalive_requests 1000000; location / { return 200 'ok'; } }"
 
 cat > "$work/gateway.toml" <<CONF
 [server]

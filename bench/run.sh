@@ -16,39 +16,10 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-2}
 CONNS=${CONNS:-64}
-for tool in nginx wrk openssl; do
-  command -v "$tool" >/dev/null || { echo "bench needs $tool: apt-get install -y nginx wrk" >&2; exit 1; }
-done
-cargo build --release -q -p wasmgate
-plugins/build.sh >/dev/null
-GW=target/release/wasmgate
-PLUGINS=$PWD/target/plugins
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+command -v openssl >/dev/null || { echo "bench needs openssl" >&2; exit 1; }
+. bench/common.sh
 UP=$(free_port); NGX=$(free_port); WG=$(free_port); ADMIN=$(free_port)
 body=$(head -c 1024 /dev/zero | tr '\0' 'x')
-
-nginx_conf() { # name, body of the server block
-  mkdir -p "$work/$1"
-  cat > "$work/$1/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/$1/nginx.pid;
-error_log $work/$1/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  $2
-}
-CONF
-  nginx -p "$work/$1" -c "$work/$1/nginx.conf" &
-  pids+=($!)
-}
 
 nginx_conf upstream "server { listen 127.0.0.1:$UP; keepalive_requests 1000000; location / { default_type text/plain; return 200 '$body'; } }"
 nginx_conf proxy "upstream up { server 127.0.0.1:$UP; keepalive 128; }

@@ -200,6 +200,9 @@ fn scaffold(lang: &str, test: &[&str]) {
         .args(&test[1..])
         .current_dir(&dir)
         .env("CARGO_TARGET_DIR", root.join("target"))
+        // With `--release` and the repository's release settings, the test build reuses the
+        // dependencies `tests/run.sh` already compiled instead of building them again.
+        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
         .output()
         .expect("the project's test");
     let (stdout, stderr) = text(&tested);
@@ -220,7 +223,7 @@ fn scaffold(lang: &str, test: &[&str]) {
 
 #[test]
 fn plugin_new_in_rust_builds_and_passes_its_test() {
-    scaffold("rust", &["cargo", "test", "-q"]);
+    scaffold("rust", &["cargo", "test", "-q", "--release"]);
 }
 
 #[test]

@@ -1,0 +1,34 @@
+# Sourced by the benchmarks: tools checked, the gateway and plugins built, a scratch folder
+# cleaned up on exit with every process started, free ports, and nginx started from a
+# server block (one worker, no access log).
+for tool in nginx wrk; do
+  command -v "$tool" >/dev/null || { echo "bench needs $tool: apt-get install -y nginx wrk" >&2; exit 1; }
+done
+cargo build --release -q -p wasmgate
+plugins/build.sh >/dev/null
+GW=target/release/wasmgate
+PLUGINS=$PWD/target/plugins
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+nginx_conf() { # name, body of the http block
+  mkdir -p "$work/$1"
+  cat > "$work/$1/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/$1/nginx.pid;
+error_log $work/$1/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  $2
+}
+CONF
+  nginx -p "$work/$1" -c "$work/$1/nginx.conf" &
+  pids+=($!)
+}
