@@ -32,3 +32,21 @@ CONF
   nginx -p "$work/$1" -c "$work/$1/nginx.conf" &
   pids+=($!)
 }
+
+gateway_head() { # the start of a benchmark's gateway.toml: one worker on $WG, admin on $ADMIN,
+  # quiet logs, and the upstream `up` at $UP; the script appends its plugins and routes.
+  cat <<CONF
+[server]
+workers = 1
+watch_config = false
+[[listeners]]
+address = "127.0.0.1:$WG"
+[admin]
+address = "127.0.0.1:$ADMIN"
+[log]
+level = "warn"
+access = false
+[upstreams.up]
+targets = ["127.0.0.1:$UP"]
+CONF
+}

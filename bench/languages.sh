@@ -15,19 +15,7 @@ DURATION=${DURATION:-5}
 UP=$(free_port); WG=$(free_port); ADMIN=$(free_port)
 nginx_conf upstream "server { listen 127.0.0.1:$UP; keepalive_requests 1000000; location / { return 200 'ok'; } }"
 
-cat > "$work/gateway.toml" <<CONF
-[server]
-workers = 1
-watch_config = false
-[[listeners]]
-address = "127.0.0.1:$WG"
-[admin]
-address = "127.0.0.1:$ADMIN"
-[log]
-level = "warn"
-access = false
-[upstreams.up]
-targets = ["127.0.0.1:$UP"]
+{ gateway_head; cat <<CONF; } > "$work/gateway.toml"
 [plugins.rust]
 file = "$PLUGINS/conformance.wasm"
 [plugins.python]

@@ -124,19 +124,7 @@ ACL='{ name = "acl", config = { allow = { scopes = ["shop"] } } }'
 RATE_LIMIT='{ name = "rate-limit", config = { limit = 1000000000, window_s = 60 } }'
 HEADERS='{ name = "headers", config = { request = { remove = ["authorization"] }, security_headers = true } }'
 
-cat > "$work/gateway.toml" <<CONF
-[server]
-workers = 1
-watch_config = false
-[[listeners]]
-address = "127.0.0.1:$WG"
-[admin]
-address = "127.0.0.1:$ADMIN"
-[log]
-level = "warn"
-access = false
-[upstreams.up]
-targets = ["127.0.0.1:$UP"]
+{ gateway_head; cat <<CONF; } > "$work/gateway.toml"
 [plugins.set-context]
 file = "$PLUGINS/set_context.wasm"
 [plugins.deny]

@@ -110,20 +110,18 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run { config } => match run(config) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("wasmgate: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Plugin { command } => match plugin(command) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("wasmgate: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Run { config } => exit(run(config)),
+        Command::Plugin { command } => exit(plugin(command)),
+    }
+}
+
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wasmgate: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -49,14 +49,10 @@ async fn conformance(file: &str, language: &str) {
     }
     // ... with a metric and a log line.
     gw.wait_log("request 3").await;
-    let m = get(&gw.admin_url("/metrics"))
-        .await
-        .expect("metrics")
-        .text();
+    let m = gw.metrics().await;
     assert!(
-        m.lines().any(|l| l.starts_with("wasmgate_plugin_requests")
-            && l.contains("plugin=\"p\"")
-            && l.ends_with(" 3")),
+        metric_line(&m, "wasmgate_plugin_requests", &["plugin=\"p\""])
+            .is_some_and(|l| l.ends_with(" 3")),
         "{language}: {m}"
     );
 

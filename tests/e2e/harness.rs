@@ -441,6 +441,14 @@ format = "json"
         format!("http://127.0.0.1:{}{path}", self.admin)
     }
 
+    /// A scrape of the admin's `/metrics`.
+    pub async fn metrics(&self) -> String {
+        get(&self.admin_url("/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -810,4 +818,11 @@ impl TestPki {
         std::fs::write(&pki.key, key.serialize_pem()).expect("write key");
         pki
     }
+}
+
+/// The line of `family` in a metrics scrape that carries every one of `labels` (`name="value"`).
+pub fn metric_line<'a>(scrape: &'a str, family: &str, labels: &[&str]) -> Option<&'a str> {
+    scrape
+        .lines()
+        .find(|l| l.starts_with(family) && labels.iter().all(|label| l.contains(label)))
 }

@@ -363,15 +363,14 @@ async fn kv_metrics_and_logs_reach_the_host() {
         let r = get(&gw.url("/")).await.expect("get");
         assert_eq!(r.json()["headers"]["x-hits"], n.to_string());
     }
-    let m = get(&gw.admin_url("/metrics"))
-        .await
-        .expect("metrics")
-        .text();
+    let m = gw.metrics().await;
     assert!(
-        m.lines().any(|l| l.starts_with("wasmgate_plugin_requests")
-            && l.contains("plugin=\"count\"")
-            && l.contains("route=\"counted\"")
-            && l.ends_with(" 3")),
+        metric_line(
+            &m,
+            "wasmgate_plugin_requests",
+            &["plugin=\"count\"", "route=\"counted\""]
+        )
+        .is_some_and(|l| l.ends_with(" 3")),
         "{m}"
     );
 }

@@ -22,9 +22,8 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: Limiter,
-    /// Epoch ticks this call may still run, and has run (see `Live::call`).
+    /// Epoch ticks this call may still run (see `Live::call`).
     ticks_left: u64,
-    ticks_run: u64,
     /// Whether the call in progress may yield to the scheduler at each tick (async calls).
     yields: bool,
     /// The first line of the last error the plugin logged during the call in progress: an
@@ -219,7 +218,6 @@ impl Live {
                 refused: false,
             },
             ticks_left: env.limits.ticks(),
-            ticks_run: 0,
             yields: true,
             last_error: None,
             exchange: None,
@@ -239,8 +237,9 @@ impl Live {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 s.ticks_left -= 1;
-                s.ticks_run += 1;
-                Ok(if s.yields && s.ticks_run % YIELD_EVERY == 0 {
+                // Every call starts with the plugin's full deadline in ticks.
+                let ran = s.env.limits.ticks() - s.ticks_left;
+                Ok(if s.yields && ran % YIELD_EVERY == 0 {
                     UpdateDeadline::Yield(1)
                 } else {
                     UpdateDeadline::Continue(1)
@@ -281,7 +280,6 @@ impl Live {
         let ticks = self.store.data().env.limits.ticks();
         let s = self.store.data_mut();
         s.ticks_left = ticks;
-        s.ticks_run = 0;
         s.yields = yields;
         s.last_error = None;
         self.store.set_epoch_deadline(1);

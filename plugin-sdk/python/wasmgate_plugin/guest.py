@@ -71,17 +71,26 @@ class _Discard:
         pass
 
 
-def _failed(where):
-    """The exception's traceback to the gateway's log, once; the caller then re-raises, which
-    traps the call: the gateway answers per the plugin's fail mode and drops this instance.
-    The runtime would print the traceback again on stderr: that copy is discarded."""
+def _log_exception(where):
+    """The exception being handled, with its traceback, to the gateway's log."""
     e = sys.exc_info()[1]
     host_log.log(
         host_log.Level.ERROR,
         f"exception in {where}: {type(e).__name__}: {e}\n{traceback.format_exc().rstrip()}",
     )
-    if not _native.active:
-        sys.stderr = _Discard()
+
+
+def _phase(name, call, *args):
+    """One phase call. An exception is logged once, then re-raised: that traps the call, the
+    gateway answers per the plugin's fail mode and drops this instance. The runtime would print
+    the traceback again on stderr: that copy is discarded."""
+    try:
+        return _action(call(*args), name)
+    except Exception:
+        _log_exception(name)
+        if not _native.active:
+            sys.stderr = _Discard()
+        raise
 
 
 def _action(result, phase):
@@ -114,8 +123,7 @@ class Guest(exports.Guest):
             raise Err(str(e))
         except Exception as e:
             # Not a refusal the plugin meant: where it came from matters.
-            detail = traceback.format_exc().rstrip()
-            host_log.log(host_log.Level.ERROR, f"exception in __init__:\n{detail}")
+            _log_exception("__init__")
             raise Err(f"{type(e).__name__}: {e}")
         phases = types.Phases(0)
         for name in cls.implemented():
@@ -125,38 +133,18 @@ class Guest(exports.Guest):
         return phases
 
     def on_request_headers(self, req):
-        try:
-            return _action(Guest.plugin.on_request_headers(Request(req)), "on_request_headers")
-        except Exception:
-            _failed("on_request_headers")
-            raise
+        return _phase("on_request_headers", Guest.plugin.on_request_headers, Request(req))
 
     def on_request_body(self, req):
-        try:
-            return _action(Guest.plugin.on_request_body(Request(req)), "on_request_body")
-        except Exception:
-            _failed("on_request_body")
-            raise
+        return _phase("on_request_body", Guest.plugin.on_request_body, Request(req))
 
     def on_response_headers(self, req, resp):
-        try:
-            result = Guest.plugin.on_response_headers(Request(req), Response(resp))
-            return _action(result, "on_response_headers")
-        except Exception:
-            _failed("on_response_headers")
-            raise
+        p = Guest.plugin
+        return _phase("on_response_headers", p.on_response_headers, Request(req), Response(resp))
 
     def on_response_body(self, req, resp):
-        try:
-            result = Guest.plugin.on_response_body(Request(req), Response(resp))
-            return _action(result, "on_response_body")
-        except Exception:
-            _failed("on_response_body")
-            raise
+        p = Guest.plugin
+        return _phase("on_response_body", p.on_response_body, Request(req), Response(resp))
 
     def on_log(self, entry):
-        try:
-            Guest.plugin.on_log(entry)
-        except Exception:
-            _failed("on_log")
-            raise
+        _phase("on_log", Guest.plugin.on_log, entry)

@@ -2,6 +2,8 @@
 
 from componentize_py_types import Err
 
+from .answer import _bytes
+
 PHASES = (
     "on_request_headers",
     "on_request_body",
@@ -66,12 +68,6 @@ def _checked(call, *args):
         return call(*args)
     except Err as e:
         raise ValueError(e.value) from None
-
-
-def _bytes(body):
-    from .answer import _bytes as to_bytes
-
-    return to_bytes(body)
 
 
 class _Headers:
