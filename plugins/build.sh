@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds every plugin in plugins/ into a WebAssembly component in target/plugins/: the Rust
 # crates (<name>.wasm), plugins/python/<name> (python_<name>.wasm) and plugins/js/<name>
-# (js_<name>.wasm). Replacing a file there while the gateway runs hot-swaps that plugin.
+# (js_<name>.wasm; a route handler where the folder has handler.js). Replacing a file there
+# while the gateway runs hot-swaps that plugin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target/plugins
@@ -59,7 +60,12 @@ wait "$js_pid" || { cat target/js-install.log >&2; echo "installing the JavaScri
 for dir in plugins/js/*/; do
   out="target/plugins/js_$(basename "$dir" | tr - _).wasm"
   if changed "$out" "$dir" "$sdk_js" wit; then
-    node "$sdk_js/build.js" "$dir/plugin.js" -o "$out"
+    # A folder with handler.js holds a route handler (wasi:http), else a plugin.
+    if [ -f "$dir/handler.js" ]; then
+      node "$sdk_js/build.js" --handler "$dir/handler.js" -o "$out"
+    else
+      node "$sdk_js/build.js" "$dir/plugin.js" -o "$out"
+    fi
   fi
 done
 echo "plugins built: $(ls target/plugins/*.wasm | wc -l) in target/plugins/"

@@ -36,6 +36,12 @@ pub enum ProxyError {
         plugin: String,
         failure: crate::plugin::Failure,
     },
+    /// The route's handler component gave no response.
+    #[error("handler `{plugin}` {error}")]
+    Handler {
+        plugin: String,
+        error: crate::plugin::HandlerError,
+    },
 }
 
 /// Which body an error is about.
@@ -125,6 +131,14 @@ impl ProxyError {
                 }
                 crate::plugin::Failure::Trap(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
+            ProxyError::Handler { error, .. } => match error {
+                crate::plugin::HandlerError::Failed(
+                    crate::plugin::Failure::Deadline | crate::plugin::Failure::Memory,
+                ) => StatusCode::SERVICE_UNAVAILABLE,
+                crate::plugin::HandlerError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                crate::plugin::HandlerError::TimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
+                _ => StatusCode::BAD_GATEWAY,
+            },
         }
     }
 
@@ -145,6 +159,9 @@ impl ProxyError {
                 }
                 UpstreamError::Request(_) => "the request could not be forwarded".into(),
             },
+            ProxyError::Handler { plugin, error } => {
+                format!("handler `{plugin}` {}", error.summary())
+            }
             other => other.to_string(),
         }
     }

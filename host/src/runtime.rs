@@ -11,7 +11,7 @@ use http::{HeaderName, HeaderValue, Method};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{self, ConfigError, ConfigErrors, Loaded};
-use crate::plugin::{Chain, Module, PluginHost};
+use crate::plugin::{Chain, Handler, Module, PluginHost};
 use crate::router::{PathMatch, RouteSpec, Router};
 use crate::upstream::Upstream;
 
@@ -19,7 +19,10 @@ use crate::upstream::Upstream;
 #[derive(Debug)]
 pub struct RouteTarget {
     pub name: Arc<str>,
-    pub upstream: Arc<Upstream>,
+    /// Where requests go after the chain, unless a plugin picks another upstream...
+    pub upstream: Option<Arc<Upstream>>,
+    /// ...or the component that answers instead.
+    pub handler: Option<Arc<Handler>>,
     /// Replaces the matched `path_prefix` (empty string = strip it).
     pub rewrite_prefix: Option<Box<str>>,
     /// The route's plugins (an empty chain when it has none).
@@ -97,19 +100,28 @@ impl Runtime {
             .iter()
             .any(|c| c.phases.contains(crate::plugin::Phases::LOG));
         let mut chains = plugins.chains.into_iter();
+        let mut handlers = plugins.handlers.into_iter();
 
         let mut routes = Vec::with_capacity(cfg.routes.len());
         for (i, r) in cfg.routes.iter().enumerate() {
             let r = r.get_ref();
-            let upstream = upstreams
-                .get(r.upstream.get_ref())
-                .cloned()
-                .ok_or_else(|| fail(format!("unknown upstream `{}`", r.upstream.get_ref())))?;
+            let upstream = match &r.upstream {
+                Some(u) => Some(
+                    upstreams
+                        .get(u.get_ref())
+                        .cloned()
+                        .ok_or_else(|| fail(format!("unknown upstream `{}`", u.get_ref())))?,
+                ),
+                None => None,
+            };
             routes.push((
                 route_spec(r),
                 RouteTarget {
                     name: config::route_name(r, i).into(),
                     upstream,
+                    handler: handlers
+                        .next()
+                        .ok_or_else(|| fail(format!("route {i} has no handler slot")))?,
                     rewrite_prefix: match (&r.rewrite_prefix, &r.strip_prefix) {
                         (Some(p), _) => Some(p.get_ref().as_str().trim_end_matches('/').into()),
                         (None, Some(s)) if *s.get_ref() => Some("".into()),

@@ -329,4 +329,11 @@ async fn example_config_answers_through_the_demo_backend() {
     assert!(out.starts_with("HTTP/1.1 401"), "{out}");
     let (_, out) = curl(&["-i", "-H", &token("GUEST"), &shop]);
     assert!(out.starts_with("HTTP/1.1 403"), "{out}");
+
+    // The `hello` route, answered by a handler component after its plugin.
+    let (ok, out) = curl(&["-i", "-d", "hi", &gw.url("/hello/you")]);
+    assert!(ok && out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains("x-request-id: "), "{out}");
+    assert!(out.contains(r#""path":"/hello/you""#), "{out}");
+    assert!(out.contains(r#""body_bytes":2"#), "{out}");
 }

@@ -9,6 +9,7 @@ mod conformance;
 mod contract;
 mod edge;
 mod errors;
+mod handlers;
 mod lifecycle;
 mod plugins;
 mod policies;

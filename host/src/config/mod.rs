@@ -164,20 +164,48 @@ fn validate(c: &Config, loc: &Locator) -> Vec<ConfigError> {
                 format!("two routes are named `{label}`; route names must be unique"),
             ));
         }
-        if !c.upstreams.contains_key(route.upstream.get_ref()) {
-            let known: Vec<&str> = c.upstreams.keys().map(String::as_str).collect();
-            let hint = if known.is_empty() {
-                "no upstream is defined yet".to_string()
-            } else {
-                format!("defined: {}", known.join(", "))
-            };
-            errs.push(loc.at(
-                route.upstream.span(),
-                format!(
-                    "route `{label}` uses upstream `{u}`, which is not defined; add [upstreams.{u}] or use a defined one ({hint})",
-                    u = route.upstream.get_ref()
-                ),
-            ));
+        match (&route.upstream, &route.handler) {
+            (Some(u), None) if !c.upstreams.contains_key(u.get_ref()) => {
+                let known: Vec<&str> = c.upstreams.keys().map(String::as_str).collect();
+                let hint = if known.is_empty() {
+                    "no upstream is defined yet".to_string()
+                } else {
+                    format!("defined: {}", known.join(", "))
+                };
+                errs.push(loc.at(
+                    u.span(),
+                    format!(
+                        "route `{label}` uses upstream `{u}`, which is not defined; add [upstreams.{u}] or use a defined one ({hint})",
+                        u = u.get_ref()
+                    ),
+                ));
+            }
+            (None, Some(h)) => match c.plugins.get(h.get_ref()) {
+                None => errs.push(loc.at(
+                    h.span(),
+                    format!(
+                        "route `{label}` uses handler `{h}`, which is not defined; add [plugins.{h}] with the handler's `file`",
+                        h = h.get_ref()
+                    ),
+                )),
+                Some(def) if def.get_ref().fail == FailMode::Open => errs.push(loc.at(
+                    def.span(),
+                    format!(
+                        "plugin `{h}` is route `{label}`'s handler but has fail = \"open\": a handler has nothing to fall back to; remove `fail`",
+                        h = h.get_ref()
+                    ),
+                )),
+                Some(_) => {}
+            },
+            (Some(_), Some(h)) => errs.push(loc.at(
+                h.span(),
+                format!("route `{label}` has both an `upstream` and a `handler`; keep one (a handler answers instead of an upstream)"),
+            )),
+            (None, None) => errs.push(loc.at(
+                r.span(),
+                format!("route `{label}` has neither `upstream` nor `handler`; add upstream = \"name\" (an [upstreams.*] entry) or handler = \"name\" (a [plugins.*] entry whose file is a wasi:http handler)"),
+            )),
+            _ => {}
         }
         if let (Some(p), Some(_)) = (&route.path, &route.path_prefix) {
             errs.push(loc.at(

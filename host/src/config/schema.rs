@@ -327,7 +327,10 @@ pub struct Route {
     pub strip_prefix: Option<Spanned<bool>>,
     /// Replace the matched `path_prefix` with this before forwarding.
     pub rewrite_prefix: Option<Spanned<PathPrefix>>,
-    pub upstream: Spanned<String>,
+    /// Where requests go after the plugin chain: an `[upstreams.*]` name...
+    pub upstream: Option<Spanned<String>>,
+    /// ...or a `[plugins.*]` name whose file is a `wasi:http` handler, which answers instead.
+    pub handler: Option<Spanned<String>>,
     /// Largest request body on this route (default: `[server] max_body`); 413 above.
     pub max_body: Option<ByteSize>,
     /// The plugin chain, run in this order: `"name"` or `{ name = "...", config = { ... } }`.
@@ -397,8 +400,14 @@ pub struct PluginDef {
     /// Memory cap per instance, e.g. "64MiB".
     #[serde(default = "default_plugin_memory")]
     pub memory: ByteSize,
-    #[serde(default)]
-    pub isolation: Isolation,
+    /// Whether instances are reused across requests; by default plugins' are ("pooled") and
+    /// handlers' are not ("per_request": a handler built with componentize-js answers one
+    /// request per instance; Rust's wasip2 handlers may be pooled).
+    pub isolation: Option<Isolation>,
+    /// Handlers only: the longest a handler may take to answer, its body included (wall clock,
+    /// waits too); past it the request gets 504, or its body is cut.
+    #[serde(default = "default_handler_timeout", with = "super::types::duration")]
+    pub request_timeout: Duration,
     /// Idle instances kept per route for reuse.
     #[serde(default = "default_plugin_pool")]
     pub pool_size: usize,
@@ -597,6 +606,9 @@ fn default_pool_max_idle() -> usize {
 }
 fn default_plugin_timeout() -> Duration {
     Duration::from_millis(50)
+}
+fn default_handler_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 fn default_plugin_cache_max() -> ByteSize {
     ByteSize(1 << 30)

@@ -96,6 +96,14 @@ pub enum CallError {
     },
     #[error("its `init` refused the config: {0}")]
     ConfigRefused(String),
+    #[error(
+        "it is a wasi:http handler, not a plugin: name it as the route's `handler = \"...\"`, not in `plugins`"
+    )]
+    NotAPlugin,
+    #[error(
+        "it is a plugin (wasmgate:plugin/guest), not a wasi:http handler: list it in the route's `plugins`, and give the route an `upstream` or a handler component"
+    )]
+    NotAHandler,
 }
 
 impl CallError {
@@ -127,7 +135,7 @@ pub enum LoadError {
     #[error("{path} does not fit the wasmgate:plugin contract: {reason}")]
     Contract { path: String, reason: String },
     #[error(
-        "{path} imports `{interface}`, which wasmgate does not give plugins (they get \
+        "{path} imports `{interface}`, which wasmgate does not provide (plugins get \
          wasmgate:plugin and WASI io, clocks, random, cli, filesystem and sockets): {hint}"
     )]
     Import {

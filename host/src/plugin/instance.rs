@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
+use wasmtime::Store;
 use wasmtime::component::{
     Component, ComponentExportIndex, Instance, Resource, ResourceTable, TypedFunc,
 };
-use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::types::LogEntry;
@@ -15,17 +15,14 @@ use super::bindings::{Action, GUEST, Phases, Plugin as Guest, PluginPre};
 use super::bindings::{RequestHandle, ResponseHandle};
 use super::error::{CallError, Failure};
 use super::exchange::{Exchange, ExchangeView};
+use super::sandbox::{self, Sandbox};
 use super::settings::Env;
 
 /// The state a plugin's store carries.
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: Limiter,
-    /// Epoch ticks this call may still run (see `Live::call`).
-    ticks_left: u64,
-    /// Whether the call in progress may yield to the scheduler at each tick (async calls).
-    yields: bool,
+    sandbox: Sandbox,
     /// The first line of the last error the plugin logged during the call in progress: an
     /// SDK logs an exception there just before the trap it becomes.
     last_error: Option<String>,
@@ -44,7 +41,7 @@ impl HostState {
 
     /// A failure of the call in progress, with what the plugin said about it.
     fn failure(&self, e: wasmtime::Error) -> Failure {
-        Failure::from_error(e, self.limits.refused).explained(self.last_error.as_deref())
+        Failure::from_error(e, self.sandbox.refused()).explained(self.last_error.as_deref())
     }
 
     /// The exchange of the call in progress, as the `request`/`response` resources see it.
@@ -64,52 +61,6 @@ impl WasiView for HostState {
         }
     }
 }
-
-/// The store's memory and table limits, remembering whether it refused a growth: that, not the
-/// text of the trap that follows, tells a memory cap hit from other traps.
-struct Limiter {
-    inner: StoreLimits,
-    refused: bool,
-}
-
-impl ResourceLimiter for Limiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let grown = self.inner.memory_growing(current, desired, maximum);
-        if !matches!(grown, Ok(true)) {
-            self.refused = true;
-        }
-        grown
-    }
-
-    fn table_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        self.inner.table_growing(current, desired, maximum)
-    }
-
-    fn instances(&self) -> usize {
-        self.inner.instances()
-    }
-
-    fn tables(&self) -> usize {
-        self.inner.tables()
-    }
-
-    fn memories(&self) -> usize {
-        self.inner.memories()
-    }
-}
-
-/// An async call yields to the scheduler once every this many epoch ticks it runs.
-const YIELD_EVERY: u64 = 5;
 
 /// Which export a call enters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,62 +160,31 @@ impl Live {
         let state = HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            limits: Limiter {
-                inner: StoreLimitsBuilder::new()
-                    .memory_size(env.limits.memory)
-                    .trap_on_grow_failure(true)
-                    .instances(64)
-                    .build(),
-                refused: false,
-            },
-            ticks_left: env.limits.ticks(),
-            yields: true,
+            sandbox: Sandbox::new(&env.limits),
             last_error: None,
             exchange: None,
             env: env.clone(),
         };
         let mut store = Store::new(pre.engine(), state);
-        store.limiter(|s| &mut s.limits);
-        // An async call that runs long yields to the scheduler every few ticks, so a busy
-        // plugin that may wait never holds a worker thread for its whole deadline; a direct
-        // call keeps the thread (it cannot be suspended). Not at every tick: a suspended call
-        // keeps its instance, and the requests that run meanwhile start new ones, so yielding
-        // in ordinary sub-millisecond calls multiplied instances (a JavaScript plugin grew the
-        // gateway by half a gigabyte). Once the ticks are spent, the call traps.
-        store.epoch_deadline_callback(|mut ctx| {
-            let s = ctx.data_mut();
-            if s.ticks_left == 0 {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                s.ticks_left -= 1;
-                // Every call starts with the plugin's full deadline in ticks.
-                let ran = s.env.limits.ticks() - s.ticks_left;
-                Ok(if s.yields && ran % YIELD_EVERY == 0 {
-                    UpdateDeadline::Yield(1)
-                } else {
-                    UpdateDeadline::Continue(1)
-                })
-            }
-        });
-        store.set_epoch_deadline(1);
+        sandbox::install(&mut store, |s| &mut s.sandbox);
         let instance = pre
             .instance_pre()
             .instantiate_async(&mut store)
             .await
-            .map_err(|e| CallError::classify(e, store.data().limits.refused, "instantiate"))?;
+            .map_err(|e| CallError::classify(e, store.data().sandbox.refused(), "instantiate"))?;
         let guest = Guest::new(&mut store, &instance)
             .map_err(|e| CallError::classify(e, false, "instantiate"))?;
         let direct = direct
             .map(|ix| PhaseFns::get(&instance, &mut store, ix))
             .transpose()
             .map_err(|e| CallError::classify(e, false, "instantiate"))?;
-        store.data_mut().ticks_left = env.limits.ticks();
+        store.data_mut().sandbox.arm(true);
         store.set_epoch_deadline(1);
         let phases = guest
             .wasmgate_plugin_guest()
             .call_init(&mut store, config_json)
             .await
-            .map_err(|e| CallError::classify(e, store.data().limits.refused, "init"))?
+            .map_err(|e| CallError::classify(e, store.data().sandbox.refused(), "init"))?
             .map_err(CallError::ConfigRefused)?;
         Ok((
             Live {
@@ -277,10 +197,8 @@ impl Live {
     }
 
     fn arm(&mut self, yields: bool) {
-        let ticks = self.store.data().env.limits.ticks();
         let s = self.store.data_mut();
-        s.ticks_left = ticks;
-        s.yields = yields;
+        s.sandbox.arm(yields);
         s.last_error = None;
         self.store.set_epoch_deadline(1);
     }

@@ -11,9 +11,11 @@ mod caps;
 mod chain;
 mod error;
 mod exchange;
+pub mod handler;
 mod imports;
 mod instance;
 mod module;
+mod sandbox;
 mod settings;
 mod step;
 mod wasi;
@@ -23,6 +25,7 @@ pub use bindings::types::LogEntry;
 pub use chain::{Chain, Reply, Verdict};
 pub use error::{CallError, Failure, LoadError};
 pub use exchange::{Exchange, ResponseState};
+pub use handler::{Handler, HandlerBody, HandlerError};
 pub use instance::Phase;
 pub use module::Module;
 
@@ -38,15 +41,13 @@ use crate::store::Store;
 use crate::upstream::Upstream;
 use exchange::ExchangeAccess;
 use instance::HostState;
-use settings::{Env, Grants, Limits};
+use module::Linkers;
+use settings::{Env, Grants, Isolation, Limits};
 
-/// The engine and what every plugin shares; one per process.
+/// The engine and what every plugin and handler shares; one per process.
 pub struct PluginHost {
     engine: Engine,
-    /// For plugins that import something that waits (kv, http-client, files): async calls.
-    waiting: Linker<HostState>,
-    /// For all others: direct calls (see `wasi.rs`).
-    direct: Linker<HostState>,
+    linkers: Linkers,
     pub store: Store,
     local: Arc<crate::store::MemoryStore>,
 }
@@ -58,6 +59,8 @@ pub struct Plugins {
     /// By route index; `None` for routes without plugins.
     /// One per route, in order; an empty chain for a route without plugins.
     pub chains: Vec<Arc<Chain>>,
+    /// One per route, in order: the handler that answers it, if it has one.
+    pub handlers: Vec<Option<Arc<Handler>>>,
 }
 
 /// The `wasmgate:plugin` imports: the exchange's resources through [`exchange::ExchangeView`], the other
@@ -99,6 +102,15 @@ impl PluginHost {
         if let Store::Memory(m) = &store {
             caps::kv::add_in_process(&mut direct, m).map_err(|e| EngineError(e.to_string()))?;
         }
+        let mut handler = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut handler)
+            .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut handler))
+            .map_err(|e| EngineError(e.to_string()))?;
+        let linkers = Linkers {
+            waiting,
+            direct,
+            handler,
+        };
         let ticker = engine.weak();
         std::thread::Builder::new()
             .name("wasmgate-epoch".into())
@@ -118,8 +130,7 @@ impl PluginHost {
         };
         Ok(Arc::new(PluginHost {
             engine,
-            waiting,
-            direct,
+            linkers,
             store,
             local,
         }))
@@ -150,7 +161,7 @@ impl PluginHost {
             let module = tokio::task::spawn_blocking(move || {
                 Module::load(
                     &host.engine,
-                    [&host.waiting, &host.direct],
+                    &host.linkers,
                     matches!(host.store, Store::Redis(_)),
                     cache.as_deref(),
                     &path,
@@ -162,7 +173,8 @@ impl PluginHost {
                 Ok(Ok(m)) => {
                     tracing::info!(plugin = %name, file = %m.path.display(), cached = m.cached, ms = started.elapsed().as_millis() as u64, "plugin loaded");
                     modules.push(m.clone());
-                    defs.insert(name.clone(), (m, Arc::new(self.env(name, d, upstreams))));
+                    let env = self.env(name, d, m.handler().is_some(), upstreams);
+                    defs.insert(name.clone(), (m, Arc::new(env)));
                 }
                 Ok(Err(e)) => {
                     errors.push(loaded.error_at(d.file.span(), format!("plugin `{name}`: {e}")));
@@ -178,14 +190,36 @@ impl PluginHost {
         }
 
         let mut chains = Vec::with_capacity(cfg.routes.len());
+        let mut handlers = Vec::with_capacity(cfg.routes.len());
         let none = Arc::new(Chain::new(Vec::new()));
         for (i, r) in cfg.routes.iter().enumerate() {
             let route = r.get_ref();
+            let route_name: Arc<str> = crate::config::route_name(route, i).into();
+            // Validation made sure the handler names a defined plugin.
+            let handler = match route
+                .handler
+                .as_ref()
+                .zip(route.handler.as_ref().and_then(|h| defs.get(h.get_ref())))
+            {
+                Some((h, (module, env))) => {
+                    match Handler::new(route_name.clone(), module, env.clone()).await {
+                        Ok(handler) => Some(handler),
+                        Err(err) => {
+                            errors.push(loaded.error_at(
+                                h.span(),
+                                format!("route `{route_name}` handler `{}`: {err}", h.get_ref()),
+                            ));
+                            None
+                        }
+                    }
+                }
+                None => None,
+            };
+            handlers.push(handler);
             if route.plugins.is_empty() {
                 chains.push(none.clone());
                 continue;
             }
-            let route_name: Arc<str> = crate::config::route_name(route, i).into();
             let mut steps = Vec::with_capacity(route.plugins.len());
             for entry in &route.plugins {
                 let e = entry.get_ref();
@@ -205,7 +239,11 @@ impl PluginHost {
             chains.push(Arc::new(Chain::new(steps)));
         }
         if errors.is_empty() {
-            Ok(Plugins { modules, chains })
+            Ok(Plugins {
+                modules,
+                chains,
+                handlers,
+            })
         } else {
             Err(errors)
         }
@@ -215,6 +253,7 @@ impl PluginHost {
         &self,
         name: &str,
         d: &crate::config::PluginDef,
+        handler: bool,
         upstreams: &Arc<BTreeMap<String, Arc<Upstream>>>,
     ) -> Env {
         Env {
@@ -233,7 +272,12 @@ impl PluginHost {
                     .collect(),
             },
             fail: d.fail,
-            isolation: d.isolation,
+            isolation: d.isolation.unwrap_or(if handler {
+                Isolation::PerRequest
+            } else {
+                Isolation::Pooled
+            }),
+            request_timeout: d.request_timeout,
             pool_size: d.pool_size,
             body_limit: d.body_limit.bytes(),
             store: self.store.clone(),

@@ -1,6 +1,7 @@
 //! A plugin file, compiled once: from the disk cache (`cache.rs`) when it holds this content, and
 //! a reload that did not change the file reuses it from memory. Imports the host does not
-//! provide are refused before compiling (`imports.rs`).
+//! provide are refused before compiling (`imports.rs`). What the component exports makes it
+//! a plugin or a route handler.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,27 +13,50 @@ use wasmtime::component::{Component, Linker};
 use super::bindings::Phases;
 use super::bindings::PluginPre;
 use super::cache::DiskCache;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
 use super::error::CallError;
 use super::error::LoadError;
+use super::handler::HandlerState;
 use super::instance::{DirectExports, HostState, Live};
 use super::settings::Env;
 
 pub struct Module {
     pub path: PathBuf,
     pub hash: [u8; 32],
-    pub pre: PluginPre<HostState>,
-    /// Where the phase exports are, when the plugin imports nothing that waits and so is
-    /// called directly (see `wasi.rs`); `None` runs every call on a fiber.
-    pub direct: Option<DirectExports>,
+    pub kind: Kind,
     /// Whether the compiled code came from the disk cache.
     pub cached: bool,
+}
+
+/// What the component is, by what it exports.
+pub enum Kind {
+    /// A policy plugin (`wasmgate:plugin/guest`), listed in routes' `plugins`.
+    Plugin {
+        pre: PluginPre<HostState>,
+        /// Where the phase exports are, when the plugin imports nothing that waits and so is
+        /// called directly (see `wasi.rs`); `None` runs every call on a fiber.
+        direct: Option<DirectExports>,
+    },
+    /// A `wasi:http/incoming-handler`, named by routes' `handler`.
+    Handler(ProxyPre<HandlerState>),
+}
+
+/// The linkers a component is instantiated with, by kind.
+pub struct Linkers {
+    /// Plugins that import something that waits (kv on Redis, http-client, files): async calls.
+    pub waiting: Linker<HostState>,
+    /// All other plugins: direct calls (see `wasi.rs`).
+    pub direct: Linker<HostState>,
+    /// Handlers: WASI with `wasi:http`.
+    pub handler: Linker<HandlerState>,
 }
 
 impl Module {
     /// Loads `path`, reusing `known` modules with the same content and the disk cache.
     pub fn load(
         engine: &Engine,
-        [waiting, direct]: [&Linker<HostState>; 2],
+        linkers: &Linkers,
         kv_waits: bool,
         cache: Option<&DiskCache>,
         path: &Path,
@@ -47,10 +71,11 @@ impl Module {
         if let Some(m) = known.iter().find(|m| m.hash == hash) {
             return Ok(m.clone());
         }
-        if let Some(interface) = super::imports::unprovided(&bytes) {
+        let surface = super::imports::surface(&bytes);
+        if let Some(interface) = surface.unprovided {
             return Err(LoadError::Import {
                 path: shown,
-                hint: super::imports::hint(&interface),
+                hint: super::imports::hint(&interface, surface.handler),
                 interface,
             });
         }
@@ -74,25 +99,34 @@ impl Module {
                 c
             }
         };
-        check_version(engine, &component, &shown)?;
-        let ty = component.component_type();
-        let exports = if super::wasi::waits(ty.imports(engine).map(|(n, _)| n), kv_waits) {
-            None
-        } else {
-            DirectExports::find(&component)
+        let contract = |e: wasmtime::Error| LoadError::Contract {
+            path: shown.clone(),
+            reason: first_line(&e),
         };
-        let pre = if exports.is_some() { direct } else { waiting }
-            .instantiate_pre(&component)
-            .and_then(PluginPre::new)
-            .map_err(|e| LoadError::Contract {
-                path: shown.clone(),
-                reason: first_line(&e),
-            })?;
+        let kind = if surface.handler {
+            let pre = linkers.handler.instantiate_pre(&component);
+            Kind::Handler(pre.and_then(ProxyPre::new).map_err(contract)?)
+        } else {
+            check_version(engine, &component, &shown)?;
+            let ty = component.component_type();
+            let direct = if super::wasi::waits(ty.imports(engine).map(|(n, _)| n), kv_waits) {
+                None
+            } else {
+                DirectExports::find(&component)
+            };
+            let linker = if direct.is_some() {
+                &linkers.direct
+            } else {
+                &linkers.waiting
+            };
+            let pre = linker.instantiate_pre(&component);
+            let pre = pre.and_then(PluginPre::new).map_err(contract)?;
+            Kind::Plugin { pre, direct }
+        };
         Ok(Arc::new(Module {
             path: path.to_path_buf(),
             hash,
-            pre,
-            direct: exports,
+            kind,
             cached,
         }))
     }
@@ -105,7 +139,20 @@ impl Module {
         env: &Arc<Env>,
         config_json: &str,
     ) -> Result<(Live, Phases), CallError> {
-        Live::start(&self.pre, self.direct.as_ref(), env, config_json).await
+        match &self.kind {
+            Kind::Plugin { pre, direct } => {
+                Live::start(pre, direct.as_ref(), env, config_json).await
+            }
+            Kind::Handler(_) => Err(CallError::NotAPlugin),
+        }
+    }
+
+    /// The handler's pre-instantiated component, when it is one.
+    pub fn handler(&self) -> Option<&ProxyPre<HandlerState>> {
+        match &self.kind {
+            Kind::Handler(pre) => Some(pre),
+            Kind::Plugin { .. } => None,
+        }
     }
 }
 

@@ -58,6 +58,8 @@ pub struct Env {
     pub grants: Grants,
     pub fail: FailMode,
     pub isolation: Isolation,
+    /// Handlers: the longest one may take to answer, body included.
+    pub request_timeout: Duration,
     /// Idle instances kept for reuse.
     pub pool_size: usize,
     /// Largest body a body phase buffers.

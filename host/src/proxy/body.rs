@@ -16,13 +16,15 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 
 use super::stall::StallTimer;
-use crate::plugin::{Chain, LogEntry};
+use crate::plugin::{Chain, HandlerBody, LogEntry};
 use crate::upstream::{BoxError, Lease};
 
 pub enum Inner {
     /// The upstream's body, cut when it stalls past the upstream's `read_timeout`.
     Upstream(Incoming, StallTimer),
     Full(Full<Bytes>),
+    /// A handler component's body, streamed as it writes it.
+    Handler(HandlerBody),
 }
 
 /// The upstream stopped sending its body; the client's response is cut short.
@@ -101,6 +103,8 @@ impl AccessRecord {
 pub struct ResponseBody {
     inner: Inner,
     bytes: u64,
+    /// The body reported its end (not every body's `is_end_stream` says so afterwards).
+    ended: bool,
     log: Option<Box<AccessRecord>>,
     lease: Option<Lease>,
 }
@@ -110,6 +114,7 @@ impl ResponseBody {
         ResponseBody {
             inner: Inner::Upstream(body, stall),
             bytes: 0,
+            ended: false,
             log: None,
             lease: Some(lease),
         }
@@ -120,11 +125,24 @@ impl ResponseBody {
     }
 }
 
+impl ResponseBody {
+    pub fn handler(body: HandlerBody) -> Self {
+        ResponseBody {
+            inner: Inner::Handler(body),
+            bytes: 0,
+            ended: false,
+            log: None,
+            lease: None,
+        }
+    }
+}
+
 impl From<Bytes> for ResponseBody {
     fn from(b: Bytes) -> Self {
         ResponseBody {
             inner: Inner::Full(Full::new(b)),
             bytes: 0,
+            ended: false,
             log: None,
             lease: None,
         }
@@ -155,6 +173,7 @@ impl Body for ResponseBody {
                 }
             },
             Inner::Full(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
+            Inner::Handler(b) => Pin::new(b).poll_frame(cx),
         };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -163,6 +182,7 @@ impl Body for ResponseBody {
                 }
             }
             Poll::Ready(None) => {
+                self.ended = true;
                 if let Some(lease) = &mut self.lease {
                     lease.complete();
                 }
@@ -176,6 +196,7 @@ impl Body for ResponseBody {
         match &self.inner {
             Inner::Upstream(b, _) => b.is_end_stream(),
             Inner::Full(b) => b.is_end_stream(),
+            Inner::Handler(b) => b.is_end_stream(),
         }
     }
 
@@ -183,13 +204,14 @@ impl Body for ResponseBody {
         match &self.inner {
             Inner::Upstream(b, _) => b.size_hint(),
             Inner::Full(b) => b.size_hint(),
+            Inner::Handler(b) => b.size_hint(),
         }
     }
 }
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
-        let complete = self.is_end_stream();
+        let complete = self.ended || self.is_end_stream();
         if let (true, Some(lease)) = (complete, &mut self.lease) {
             lease.complete();
         }

@@ -7,6 +7,7 @@
 
 mod body;
 mod encoding;
+mod handler;
 mod headers;
 mod plugins;
 mod request_body;
@@ -202,10 +203,15 @@ async fn phases(
     };
     fwd.pq = ex.pq.clone();
     if let Some((upstream, target)) = ex.upstream.take() {
-        fwd.upstream = upstream;
+        fwd.upstream = Some(upstream);
         fwd.target = target;
     }
-    let resp = match send(fwd, Request::from_parts(parts, body), record).await {
+    let req = Request::from_parts(parts, body);
+    let sent = match (&fwd.upstream, &fwd.route.handler) {
+        (None, Some(h)) => handler::answer(h, fwd, req, record).await,
+        _ => send(fwd, req, record).await,
+    };
+    let resp = match sent {
         Ok(r) => r,
         Err(e) => {
             if e.status().is_server_error() {
@@ -227,7 +233,8 @@ async fn phases(
 pub(crate) struct Forward<'a> {
     pub conn: ConnInfo,
     pub route: &'a RouteTarget,
-    pub upstream: Arc<Upstream>,
+    /// `None` on a route answered by a handler, unless a plugin picked an upstream.
+    pub upstream: Option<Arc<Upstream>>,
     /// A target chosen by a plugin; the balancer picks otherwise.
     pub target: Option<Arc<Target>>,
     /// Path and query as the upstream gets them.
@@ -249,6 +256,9 @@ pub(crate) async fn send(
         pq,
         host,
     } = fwd;
+    // Validation gives every route an upstream or a handler; this is the former.
+    let upstream =
+        upstream.ok_or_else(|| ProxyError::BadRequest("the route has no upstream".into()))?;
     let target = match target {
         Some(t) => t,
         None => upstream

@@ -1,6 +1,7 @@
 //! `http-client`: outbound calls, only to upstreams the plugin's definition lists in `http`.
 //! They go through the same pools, balancing and TLS as proxied requests.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,7 +12,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use crate::plugin::bindings::http_client::{Error, Host, Incoming, Outgoing};
 use crate::plugin::instance::HostState;
 use crate::plugin::settings::Env;
-use crate::upstream::BoxError;
+use crate::upstream::{BoxError, Target, Upstream};
 
 /// Responses larger than this are refused rather than buffered.
 const MAX_RESPONSE: usize = 8 << 20;
@@ -33,44 +34,18 @@ async fn send(env: &Env, req: Outgoing) -> Result<Incoming, Error> {
         .url
         .parse()
         .map_err(|_| Error::Invalid(format!("`{}` is not a URL", req.url)))?;
-    let name = uri
-        .host()
-        .ok_or_else(|| Error::NotAllowed(format!("`{}` names no upstream", req.url)))?;
-    if !env.http_allow.iter().any(|a| a == name) {
-        return Err(Error::NotAllowed(format!(
-            "upstream `{name}` is not in this plugin's `http` list"
-        )));
-    }
-    let upstream = env
-        .upstreams
-        .get(name)
-        .cloned()
-        .ok_or_else(|| Error::NotAllowed(format!("no upstream is named `{name}`")))?;
-    let target = upstream
-        .pick(&NoKeys)
-        .cloned()
-        .ok_or_else(|| Error::Refused(format!("upstream `{name}` has no healthy target")))?;
-    let pq = uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let host = HeaderValue::from_str(target.authority.as_str())
-        .map_err(|_| Error::Invalid("the target's address is not a valid host".into()))?;
+    let to = Destination::of(env, &uri).map_err(|r| match r {
+        Refusal::NotAllowed(m) => Error::NotAllowed(m),
+        Refusal::Invalid(m) => Error::Invalid(m),
+        Refusal::NoTarget(m) => Error::Refused(m),
+    })?;
     let method = Method::from_bytes(req.method.as_bytes())
         .map_err(|_| Error::Invalid(format!("`{}` is not an HTTP method", req.method)))?;
     let mut out = Request::builder()
         .method(method)
-        .uri(
-            upstream
-                .uri(&target, pq, &host)
-                .map_err(|e| Error::Invalid(e.to_string()))?,
-        )
-        .version(if upstream.config.http2 {
-            http::Version::HTTP_2
-        } else {
-            http::Version::HTTP_11
-        });
-    if !upstream.config.http2 {
+        .uri(to.uri)
+        .version(to.version);
+    if let Some(host) = to.host {
         out = out.header(http::header::HOST, host);
     }
     for (k, v) in &req.headers {
@@ -88,8 +63,9 @@ async fn send(env: &Env, req: Outgoing) -> Result<Incoming, Error> {
         .timeout_ms
         .map_or(DEFAULT_TIMEOUT, |ms| Duration::from_millis(u64::from(ms)));
     let call = async {
-        let (resp, mut lease) = upstream
-            .send(&target, out)
+        let (resp, mut lease) = to
+            .upstream
+            .send(&to.target, out)
             .await
             .map_err(|e| Error::Refused(e.to_string()))?;
         let (parts, body) = resp.into_parts();
@@ -118,6 +94,67 @@ async fn send(env: &Env, req: Outgoing) -> Result<Incoming, Error> {
             .collect(),
         body: body.to_vec(),
     })
+}
+
+/// Where an outbound call to `http://NAME/path` goes: upstream `NAME`, when the caller's
+/// definition lists it in `http`, one of its targets, and the request's URI and `Host` for it.
+pub(in crate::plugin) struct Destination {
+    pub upstream: Arc<Upstream>,
+    pub target: Arc<Target>,
+    pub uri: Uri,
+    pub version: http::Version,
+    /// For HTTP/1.1; HTTP/2 carries the authority in the URI.
+    pub host: Option<HeaderValue>,
+}
+
+/// Why an outbound call was not made.
+pub(in crate::plugin) enum Refusal {
+    NotAllowed(String),
+    Invalid(String),
+    NoTarget(String),
+}
+
+impl Destination {
+    pub fn of(env: &Env, uri: &Uri) -> Result<Destination, Refusal> {
+        let name = uri
+            .host()
+            .ok_or_else(|| Refusal::NotAllowed(format!("`{uri}` names no upstream")))?;
+        if !env.http_allow.iter().any(|a| a == name) {
+            return Err(Refusal::NotAllowed(format!(
+                "upstream `{name}` is not in this plugin's `http` list"
+            )));
+        }
+        let upstream = env
+            .upstreams
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Refusal::NotAllowed(format!("no upstream is named `{name}`")))?;
+        let target = upstream
+            .pick(&NoKeys)
+            .cloned()
+            .ok_or_else(|| Refusal::NoTarget(format!("upstream `{name}` has no healthy target")))?;
+        let pq = uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let host = HeaderValue::from_str(target.authority.as_str())
+            .map_err(|_| Refusal::Invalid("the target's address is not a valid host".into()))?;
+        let uri = upstream
+            .uri(&target, pq, &host)
+            .map_err(|e| Refusal::Invalid(e.to_string()))?;
+        let h2 = upstream.config.http2;
+        Ok(Destination {
+            uri,
+            version: if h2 {
+                http::Version::HTTP_2
+            } else {
+                http::Version::HTTP_11
+            },
+            host: (!h2).then_some(host),
+            upstream,
+            target,
+        })
+    }
 }
 
 /// Outbound calls carry no client, so hash balancing falls back to its default spread.

@@ -2,7 +2,7 @@
 //! files, environment or sockets unless its definition grants them (`settings::Grants`).
 
 mod clock;
-mod http;
+pub(super) mod http;
 pub(super) mod kv;
 mod log;
 mod metrics;
