@@ -1,6 +1,6 @@
 //! Routes answered by a `wasi:http` handler component instead of an upstream: in Rust and in
 //! JavaScript, after the route's plugins, sandboxed (CPU deadline), calling only the upstreams
-//! it is allowed, refused when named in the wrong place, and hot-swapped under load.
+//! it is allowed, and hot-swapped under load. Misplaced handlers: `tests/configs/invalid/`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -100,45 +100,6 @@ async fn handlers_call_only_allowed_upstreams() {
     assert_eq!(secret.requests.load(Ordering::Relaxed), 0);
     gw.wait_log("outbound call denied: upstream `backend` is not in this plugin's `http` list")
         .await;
-}
-
-#[test]
-fn a_handler_and_a_plugin_named_in_each_others_place_are_refused() {
-    let dir = temp_dir("handler-misplaced");
-    let path = dir.join("gateway.toml");
-    let up = "[upstreams.up]\ntargets = [\"127.0.0.1:9\"]\n";
-    let cases = [
-        (
-            plugin_block("noop", "noop", "") + &handler_route("/", "noop", ""),
-            "it is a plugin (wasmgate:plugin/guest), not a wasi:http handler",
-        ),
-        (
-            plugin_block("h", "hello_handler", "")
-                + "[[routes]]\nupstream = \"up\"\nplugins = [\"h\"]\n",
-            "it is a wasi:http handler, not a plugin",
-        ),
-        (
-            plugin_block("h", "hello_handler", "")
-                + "[[routes]]\nupstream = \"up\"\nhandler = \"h\"\n",
-            "has both an `upstream` and a `handler`",
-        ),
-        (
-            plugin_block("h", "hello_handler", "fail = \"open\"") + &handler_route("/", "h", ""),
-            "a handler has nothing to fall back to",
-        ),
-        (
-            "[[routes]]\npath = \"/\"\n".to_string(),
-            "has neither `upstream` nor `handler`",
-        ),
-    ];
-    for (config, says) in cases {
-        std::fs::write(&path, format!("{up}{config}")).expect("write config");
-        let (ok, err) = check(&path);
-        assert!(!ok, "accepted:\n{config}");
-        assert!(err.contains(says), "expected `{says}` in:\n{err}");
-        assert!(err.contains("gateway.toml:"), "no location in:\n{err}");
-    }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Compiles the handlers into the tests' plugin cache, so a swap's reload is not a compile.
