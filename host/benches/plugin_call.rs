@@ -132,7 +132,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async {
         let loaded = wasmgate::config::parse(&config(&plugins), &root.join("bench.toml"))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let host = PluginHost::new(Store::default())?;
+        let host = PluginHost::new(Store::default(), None)?;
         let loaded_plugins = host
             .load(&loaded, &Arc::new(BTreeMap::new()), &[])
             .await

@@ -94,6 +94,9 @@ enum PluginCommand {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+    /// The gateway's own compile child: a component on stdin, compiled into OUT.
+    #[command(hide = true)]
+    Compile { out: PathBuf },
 }
 
 /// Parses the command line and runs it.
@@ -127,6 +130,9 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
 
 fn plugin(command: PluginCommand) -> anyhow::Result<()> {
     match command {
+        PluginCommand::Compile { out } => {
+            crate::plugin::compile::compile_stdin_into(&out).map_err(anyhow::Error::msg)
+        }
         PluginCommand::New {
             name,
             lang,
@@ -201,7 +207,7 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async {
-        let host = crate::plugin::PluginHost::new(Default::default())?;
+        let host = crate::plugin::PluginHost::new(Default::default(), None)?;
         crate::runtime::Runtime::build(loaded, None, 0, &host).await?;
         Ok(())
     })

@@ -109,7 +109,8 @@ async fn load(file: &Path, config_json: &str) -> Result<Arc<Chain>, DryRunError>
     let shown = file.display().to_string();
     let loaded = crate::config::parse(&text, Path::new("plugin run"))
         .map_err(|e| DryRunError::Load(messages(e.0, &name, &shown)))?;
-    let host = PluginHost::new(Store::default()).map_err(|e| DryRunError::Load(e.to_string()))?;
+    let host =
+        PluginHost::new(Store::default(), None).map_err(|e| DryRunError::Load(e.to_string()))?;
     let plugins = host
         .load(&loaded, &Arc::new(BTreeMap::new()), &[])
         .await

@@ -56,7 +56,9 @@ pub async fn run(loaded: Loaded) -> Result<(), StartError> {
     let path = loaded.path.clone();
     crate::telemetry::init_metrics();
     let store = open_store(&cfg.store)?;
-    let plugins = PluginHost::new(store)?;
+    // Plugins are compiled by a child process of this binary, so the compiler's memory is not
+    // the gateway's for the rest of its life.
+    let plugins = PluginHost::new(store, std::env::current_exe().ok())?;
     let runtime = Runtime::build(loaded, None, 1, &plugins).await?;
     // Port 0 in the config means "any free port": report what was bound.
     let bound: Vec<SocketAddr> = listeners

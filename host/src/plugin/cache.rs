@@ -56,12 +56,18 @@ impl DiskCache {
 
     /// Writes `c` to `file`, then trims the folder to its cap (never removing `file`).
     pub fn store(&self, c: &Component, file: &Path) -> std::io::Result<()> {
+        let bytes = c.serialize().map_err(std::io::Error::other)?;
+        self.write(&bytes, file)?;
+        self.trim(file)
+    }
+
+    /// Writes compiled code to `file`, through a rename.
+    pub fn write(&self, bytes: &[u8], file: &Path) -> std::io::Result<()> {
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)?;
-        let bytes = c.serialize().map_err(std::io::Error::other)?;
         let tmp = file.with_extension(format!("tmp{}", std::process::id()));
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -69,15 +75,14 @@ impl DiskCache {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, file)?;
-        self.trim(file)
+        std::fs::rename(&tmp, file)
     }
 
     /// Removes the entries used longest ago until the folder fits its cap. A running gateway
     /// keeps a removed entry it maps (the file lives on until unmapped).
-    fn trim(&self, keep: &Path) -> std::io::Result<()> {
+    pub fn trim(&self, keep: &Path) -> std::io::Result<()> {
         let mut entries: Vec<(SystemTime, u64, PathBuf)> = std::fs::read_dir(&self.dir)?
             .filter_map(Result::ok)
             .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))

@@ -9,6 +9,7 @@ pub(crate) mod bindings;
 mod cache;
 mod caps;
 mod chain;
+pub mod compile;
 mod error;
 mod exchange;
 pub mod handler;
@@ -33,8 +34,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine};
 
 use crate::config::{ConfigError, Loaded};
 use crate::store::Store;
@@ -48,6 +49,7 @@ use settings::{Env, Grants, Isolation, Limits};
 pub struct PluginHost {
     engine: Engine,
     linkers: Linkers,
+    compiler: Option<PathBuf>,
     pub store: Store,
     local: Arc<crate::store::MemoryStore>,
 }
@@ -80,15 +82,11 @@ fn add_capabilities(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
 pub struct EngineError(String);
 
 impl PluginHost {
-    pub fn new(store: Store) -> Result<Arc<PluginHost>, EngineError> {
-        let mut cfg = Config::new();
-        cfg.wasm_component_model(true);
-        cfg.epoch_interruption(true);
-        // `perf` can name plugin functions when the JIT writes /tmp/perf-PID.map.
-        if std::env::var_os("WASMGATE_PERFMAP").is_some() {
-            cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
-        }
-        let engine = Engine::new(&cfg).map_err(|e| EngineError(e.to_string()))?;
+    /// `compiler`: the `wasmgate` binary, to compile plugins in a child process (see
+    /// `compile.rs`) when the disk cache is on; `None` compiles in this process.
+    pub fn new(store: Store, compiler: Option<PathBuf>) -> Result<Arc<PluginHost>, EngineError> {
+        let engine =
+            Engine::new(&compile::engine_config()).map_err(|e| EngineError(e.to_string()))?;
         // A std guest imports WASI even if it never uses it; with an empty `WasiCtx` these calls
         // reach nothing (no files, env, sockets or stdio unless granted).
         let linker = |direct: bool| {
@@ -131,6 +129,7 @@ impl PluginHost {
         Ok(Arc::new(PluginHost {
             engine,
             linkers,
+            compiler,
             store,
             local,
         }))
@@ -164,6 +163,7 @@ impl PluginHost {
                     &host.linkers,
                     matches!(host.store, Store::Redis(_)),
                     cache.as_deref(),
+                    host.compiler.as_deref(),
                     &path,
                     &known,
                 )

@@ -59,6 +59,7 @@ impl Module {
         linkers: &Linkers,
         kv_waits: bool,
         cache: Option<&DiskCache>,
+        child: Option<&Path>,
         path: &Path,
         known: &[Arc<Module>],
     ) -> Result<Arc<Module>, LoadError> {
@@ -84,7 +85,24 @@ impl Module {
             .zip(cache_file.as_deref())
             .and_then(|(c, f)| c.load(engine, f));
         let cached = from_cache.is_some();
-        let component = match from_cache {
+        let from_child = match (from_cache, child, cache, &cache_file) {
+            (Some(c), ..) => Some(c),
+            (None, Some(exe), Some(cache), Some(file)) => {
+                match super::compile::in_child(exe, &bytes, file) {
+                    Ok(()) => {
+                        let _ = cache.trim(file);
+                        cache.load(engine, file)
+                    }
+                    // Compiled here instead, which reports an invalid component properly.
+                    Err(e) => {
+                        tracing::debug!(file = %shown, error = %e, "compiling in a child failed; compiling in process");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let component = match from_child {
             Some(c) => c,
             None => {
                 let c = Component::new(engine, &bytes).map_err(|e| LoadError::Invalid {
