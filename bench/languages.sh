@@ -4,7 +4,9 @@
 # Rust, Python and JavaScript, on one gateway worker in front of an nginx upstream, wrk -c64.
 # Prints the rps of each route, the CPU time each plugin adds per request (one saturated worker:
 # 1/rps is the time per request), and the gateway's memory with one Python and one JavaScript
-# plugin under 64 connections. Not a test: numbers depend on the machine.
+# plugin under 64 connections. Then the route handlers (wasi:http components answering instead
+# of the upstream): Rust pooled and per request, JavaScript. Not a test: numbers depend on the
+# machine.
 #
 #   bench/languages.sh            # 5 s per run
 set -euo pipefail
@@ -22,6 +24,22 @@ file = "$PLUGINS/conformance.wasm"
 file = "$PLUGINS/python_conformance.wasm"
 [plugins.js]
 file = "$PLUGINS/js_conformance.wasm"
+[plugins.handler-rust]
+file = "$PLUGINS/hello_handler.wasm"
+isolation = "pooled"
+[plugins.handler-rust-fresh]
+file = "$PLUGINS/hello_handler.wasm"
+[plugins.handler-js]
+file = "$PLUGINS/js_hello_handler.wasm"
+[[routes]]
+path_prefix = "/handler/rust"
+handler = "handler-rust"
+[[routes]]
+path_prefix = "/handler/rust-per-request"
+handler = "handler-rust-fresh"
+[[routes]]
+path_prefix = "/handler/js"
+handler = "handler-js"
 [[routes]]
 path_prefix = "/"
 upstream = "up"
@@ -57,4 +75,7 @@ wrk -t1 -c32 -d"${DURATION}s" "http://127.0.0.1:$WG/python/" >/dev/null &
 both=$!
 wrk -t1 -c32 -d"${DURATION}s" "http://127.0.0.1:$WG/js/" >/dev/null
 wait "$both"
-echo "gateway memory: $((rss_idle / 1024)) MiB idle with the three plugins loaded; $(( $(kib "$gw" VmRSS) / 1024 )) MiB after 64 connections on the Python and JavaScript routes (peak $(( $(kib "$gw" VmHWM) / 1024 )) MiB; goal <= 100 MB)"
+echo "gateway memory: $((rss_idle / 1024)) MiB idle with the three plugins loaded; $(( $(kib "$gw" VmRSS) / 1024 )) MiB after 64 connections on the Python and JavaScript routes (peak $(( $(kib "$gw" VmHWM) / 1024 )) MiB; goal <= 100 MB), of which $(( $(kib "$gw" RssAnon) / 1024 )) MiB anonymous and $(( $(kib "$gw" RssFile) / 1024 )) MiB mapped files (compiled code, reclaimable)"
+for h in rust rust-per-request js; do
+  printf '%-24s %10.0f rps\n' "handler $h" "$(rps "http://127.0.0.1:$WG/handler/$h/")"
+done

@@ -15,3 +15,4 @@ mod plugins;
 mod policies;
 mod protocols;
 mod routing;
+mod seeds;
