@@ -42,7 +42,9 @@ impl Answer {
             413 => "Payload Too Large",
             429 => "Too Many Requests",
             500 => "Internal Server Error",
+            502 => "Bad Gateway",
             503 => "Service Unavailable",
+            504 => "Gateway Timeout",
             _ => "Error",
         };
         let body = serde_json::json!({

@@ -73,3 +73,125 @@ async fn route_by_sends_orders_by_their_content() {
         "the malformed order reached no upstream"
     );
 }
+
+/// A backend that answers `body` as JSON after 150 ms, as the seed's profile services do.
+async fn slow_json(name: &str, body: &'static str) -> Upstream {
+    Upstream::serve(name, move |_req| async move {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        let mut r = http::Response::new(full(body));
+        r.headers_mut().insert(
+            "content-type",
+            http::HeaderValue::from_static("application/json"),
+        );
+        r
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregate_answers_the_profile_from_four_backends_at_once() {
+    let users = slow_json("users", r#"{"id": 7, "name": "Ada"}"#).await;
+    let orders = slow_json("orders", "[1, 2, 3, 4, 5, 6, 7]").await;
+    let wishlist = slow_json("wishlist", r#"["a", "b", "c"]"#).await;
+    let reviews = slow_json(
+        "reviews",
+        r#"[{"rating": 4}, {"rating": 5}, {"rating": 3}]"#,
+    )
+    .await;
+    // Nothing listens on this one: a backend that is down.
+    let down = format!(
+        "[upstreams.down]\ntargets = [\"127.0.0.1:{}\"]\n",
+        free_port()
+    );
+    let call = |name: &str, up: &str, path: &str, optional: bool| {
+        format!(
+            "{name} = {{ url = \"http://{up}{path}\", optional = {optional}, timeout_ms = 1000 }}"
+        )
+    };
+    let shape = "shape = '{user: user, orders: orders[:5], wishlistCount: length(wishlist || `[]`), reviewCount: length(reviews || `[]`), averageRating: avg(reviews[].rating || `[]`)}'";
+    let route = |prefix: &str, calls: &[String]| {
+        format!(
+            "[[routes]]\npath = \"{prefix}/{{id}}\"\nupstream = \"users\"\nplugins = [{{ name = \"aggregate\", config = {{ calls = {{ {} }}, {shape} }} }}]\n",
+            calls.join(", ")
+        )
+    };
+    let gw = Gateway::start(
+        &(upstream_block("users", &[&users], "")
+            + &upstream_block("orders", &[&orders], "")
+            + &upstream_block("wishlist", &[&wishlist], "")
+            + &upstream_block("reviews", &[&reviews], "")
+            + &down
+            + &plugin_block(
+                "aggregate",
+                "aggregate",
+                "http = [\"users\", \"orders\", \"wishlist\", \"reviews\", \"down\"]",
+            )
+            + &route(
+                "/profile",
+                &[
+                    call("user", "users", "/users/{param.id}", false),
+                    call("orders", "orders", "/orders?user={param.id}", true),
+                    call("wishlist", "wishlist", "/wishlist/{param.id}", true),
+                    call("reviews", "reviews", "/reviews?user={param.id}", true),
+                ],
+            )
+            + &route(
+                "/profile-wishlist-down",
+                &[
+                    call("user", "users", "/users/{param.id}", false),
+                    call("wishlist", "down", "/wishlist/{param.id}", true),
+                ],
+            )
+            + &route(
+                "/profile-user-down",
+                &[
+                    call("user", "down", "/users/{param.id}", false),
+                    call("orders", "orders", "/orders?user={param.id}", true),
+                ],
+            )),
+    )
+    .await;
+
+    let started = std::time::Instant::now();
+    let r = get(&gw.url("/profile/7")).await.expect("get");
+    let took = started.elapsed();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        serde_json::json!({
+            "user": {"id": 7, "name": "Ada"},
+            "orders": [1, 2, 3, 4, 5],
+            "wishlistCount": 3,
+            "reviewCount": 3,
+            "averageRating": 4.0,
+        })
+    );
+    // Four calls of 150 ms each: one after the other would take 600 ms.
+    assert!(
+        took < std::time::Duration::from_millis(300),
+        "took {took:?}: not in parallel"
+    );
+
+    let r = get(&gw.url("/profile-wishlist-down/7")).await.expect("get");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["wishlistCount"], 0);
+    assert_eq!(j["errors"][0]["call"], "wishlist");
+
+    let r = get(&gw.url("/profile-user-down/7")).await.expect("get");
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("call `user` "),
+        "{}",
+        r.text()
+    );
+    let seen = |u: &Upstream| u.requests.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        seen(&users),
+        2,
+        "the route's upstream itself is never called"
+    );
+}
