@@ -9,6 +9,7 @@
 //! | groups | `groups` | comma-separated |
 //! | scopes | `scopes` | space-separated (as OAuth's `scope`) |
 //! | roles | `roles` | comma-separated |
+//! | tenant | `tenant` | text (the gateway puts it on the access log line and plugin metrics) |
 
 use crate::Request;
 
@@ -25,6 +26,8 @@ pub struct Identity {
     pub scopes: Vec<String>,
     /// Roles held.
     pub roles: Vec<String>,
+    /// The tenant the caller belongs to (multi-tenancy).
+    pub tenant: Option<String>,
 }
 
 impl Identity {
@@ -57,6 +60,7 @@ impl Identity {
             groups: Self::items(req.context_get("groups").as_deref(), &[',']),
             scopes: Self::items(req.context_get("scopes").as_deref(), &[' ']),
             roles: Self::items(req.context_get("roles").as_deref(), &[',']),
+            tenant: req.context_get("tenant"),
         }
     }
 
@@ -83,6 +87,9 @@ impl Identity {
         if !self.roles.is_empty() {
             req.context_set("roles", &self.roles.join(","));
         }
+        if let Some(t) = &self.tenant {
+            req.context_set("tenant", t);
+        }
     }
 }
 
@@ -100,6 +107,7 @@ mod tests {
             groups: vec!["staff".into(), "ops".into()],
             scopes: vec!["orders:read".into(), "orders:write".into()],
             roles: vec![],
+            tenant: Some("acme".into()),
         };
         who.set_on(&req.view());
         assert_eq!(Identity::of(&req.view()), who);

@@ -195,3 +195,53 @@ async fn aggregate_answers_the_profile_from_four_backends_at_once() {
         "the route's upstream itself is never called"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_keeps_each_tenant_on_its_own_upstream() {
+    let acme = Upstream::echo("acme").await;
+    let globex = Upstream::echo("globex").await;
+    let shared = Upstream::echo("shared").await;
+    let tenant = r#"{ name = "tenant", config = { from = ["identity", { header = "x-tenant" }], tenants = { acme = { upstream = "acme", headers = { set = { x-tenant-id = "acme" } } }, globex = { upstream = "globex" } } } }"#;
+    let gw = Gateway::start(
+        &(upstream_block("acme", &[&acme], "")
+            + &upstream_block("globex", &[&globex], "")
+            + &upstream_block("shared", &[&shared], "")
+            + &plugin_block("tenant", "tenant", "")
+            + &plugin_block("count", "count", "")
+            + &plugin_block("set-context", "set_context", "")
+            + &format!(
+                "[[routes]]\npath_prefix = \"/api\"\nupstream = \"shared\"\nplugins = [{tenant}, \"count\"]\n"
+            )
+            // As an auth plugin would: the token says the caller belongs to acme.
+            + &format!(
+                "[[routes]]\npath_prefix = \"/token\"\nupstream = \"shared\"\nplugins = [{{ name = \"set-context\", config = {{ key = \"tenant\", value = \"acme\" }} }}, {tenant}]\n"
+            )),
+    )
+    .await;
+    let r = get_with(&gw.url("/api/x"), &[("x-tenant", "acme")]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-upstream"), Some("acme"));
+    assert_eq!(r.json()["headers"]["x-tenant-id"], "acme");
+    let r = get_with(&gw.url("/api/x"), &[("x-tenant", "globex")]).await;
+    assert_eq!(r.header("x-upstream"), Some("globex"));
+
+    for (path, headers) in [
+        ("/api/x", vec![("x-tenant", "initech")]),
+        ("/api/x", vec![]),
+        ("/token/x", vec![("x-tenant", "globex")]),
+    ] {
+        let r = get_with(&gw.url(path), &headers).await;
+        assert_eq!(r.status, 403, "{path} {headers:?}: {}", r.text());
+    }
+    let r = get(&gw.url("/token/x")).await.expect("get");
+    assert_eq!(r.header("x-upstream"), Some("acme"));
+
+    let seen = |u: &Upstream| u.requests.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!((seen(&acme), seen(&globex), seen(&shared)), (2, 1, 0));
+    gw.wait_log(r#""tenant":"acme""#).await;
+    let scrape = gw.metrics().await;
+    assert!(
+        metric_line(&scrape, "wasmgate_plugin_requests", &["tenant=\"globex\""]).is_some(),
+        "{scrape}"
+    );
+}

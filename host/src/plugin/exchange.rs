@@ -37,6 +37,16 @@ pub struct Exchange {
     pub response: Option<ResponseState>,
 }
 
+impl Exchange {
+    /// The request context's value for `key`, as plugins set it.
+    pub fn context_value(&self, key: &str) -> Option<&str> {
+        self.context
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// The response on its way back to the client.
 pub struct ResponseState {
     pub status: StatusCode,
@@ -291,11 +301,7 @@ impl HostRequest for ExchangeView<'_> {
     }
 
     fn context_get(&mut self, _: Resource<RequestHandle>, key: String) -> Option<String> {
-        self.ex()
-            .context
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.clone())
+        self.ex().context_value(&key).map(str::to_string)
     }
 
     fn context_set(&mut self, _: Resource<RequestHandle>, key: String, value: String) {

@@ -50,6 +50,8 @@ pub struct AccessRecord {
     pub upstream_time: Option<std::time::Duration>,
     /// The request body's declared length.
     pub request_bytes: u64,
+    /// The identity's tenant, when a plugin set one.
+    pub tenant: Option<String>,
     /// The chain whose log phase runs, with the request context it left.
     pub log_phase: Option<LogPhase>,
 }
@@ -70,6 +72,7 @@ impl AccessRecord {
                 route = r.route.as_deref().unwrap_or("-"),
                 upstream = r.upstream.as_deref().unwrap_or("-"),
                 target_addr = r.target.as_deref().unwrap_or("-"),
+                tenant = r.tenant.as_deref().unwrap_or("-"),
                 status = r.status.as_u16(),
                 bytes,
                 complete,

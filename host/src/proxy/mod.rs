@@ -64,6 +64,7 @@ pub async fn handle(
             status: http::StatusCode::OK,
             upstream_time: None,
             request_bytes: req.body().size_hint().exact().unwrap_or(0),
+            tenant: None,
             log_phase: None,
         })
     });
@@ -148,10 +149,11 @@ async fn forward(
         host,
     };
     let (ex, result) = phases(chain, fwd, params, req, record.as_deref_mut()).await;
-    if let Some(r) = record
-        && chain.phases.contains(Phases::LOG)
-    {
-        r.log_phase = Some((chain.clone(), ex.context));
+    if let Some(r) = record {
+        r.tenant = ex.context_value("tenant").map(str::to_string);
+        if chain.phases.contains(Phases::LOG) {
+            r.log_phase = Some((chain.clone(), ex.context));
+        }
     }
     result
 }

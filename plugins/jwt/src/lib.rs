@@ -66,6 +66,8 @@ pub struct Config {
     consumer_claim: String,
     /// Claim whose value becomes the context's `tier` (for rate-limit).
     tier_claim: Option<String>,
+    /// Claim whose value becomes the context's `tenant` (for the tenant plugin).
+    tenant_claim: Option<String>,
     /// This route revokes the presented (valid) token and answers 200.
     #[serde(default)]
     logout: bool,
@@ -413,6 +415,12 @@ impl Plugin for Jwt {
             groups: Vec::new(),
             scopes: words("scope", &[' ', ',']),
             roles: words("roles", &[',']),
+            tenant: self
+                .c
+                .tenant_claim
+                .as_ref()
+                .and_then(|c| claims.get(c))
+                .and_then(claim_text),
         }
         .set_on(req);
         for (header, claim) in &self.c.forward_claims {

@@ -1,5 +1,6 @@
 //! `metrics`: plugin counters and histograms, exported on the admin's `/metrics` as
-//! `wasmgate_plugin_<name>` with a `plugin` label.
+//! `wasmgate_plugin_<name>` with a `plugin` label, and a `tenant` label when the request has a
+//! tenant (the identity's `tenant` in its context; bounded by the tenants a config names).
 
 use crate::plugin::bindings::metrics::Host;
 use crate::plugin::instance::HostState;
@@ -15,24 +16,41 @@ fn metric_name(name: &str) -> String {
     format!("wasmgate_plugin_{}", clean(name))
 }
 
-fn labels(plugin: &str, labels: Vec<(String, String)>) -> Vec<metrics::Label> {
-    let mut out = Vec::with_capacity(labels.len() + 1);
+fn labels(
+    plugin: &str,
+    tenant: Option<&str>,
+    labels: Vec<(String, String)>,
+) -> Vec<metrics::Label> {
+    let mut out = Vec::with_capacity(labels.len() + 2);
     out.push(metrics::Label::new("plugin", plugin.to_string()));
+    if let Some(t) = tenant {
+        out.push(metrics::Label::new("tenant", t.to_string()));
+    }
     for (k, v) in labels {
         let k = clean(&k);
-        if k != "plugin" && !k.is_empty() {
+        if k != "plugin" && !(k == "tenant" && tenant.is_some()) && !k.is_empty() {
             out.push(metrics::Label::new(k, v));
         }
     }
     out
 }
 
+impl HostState {
+    fn metric_labels(&self, l: Vec<(String, String)>) -> Vec<metrics::Label> {
+        let tenant = self
+            .exchange
+            .as_deref()
+            .and_then(|ex| ex.context_value("tenant"));
+        labels(&self.env.name, tenant, l)
+    }
+}
+
 impl Host for HostState {
     fn counter_add(&mut self, name: String, value: u64, l: Vec<(String, String)>) {
-        metrics::counter!(metric_name(&name), labels(&self.env.name, l)).increment(value);
+        metrics::counter!(metric_name(&name), self.metric_labels(l)).increment(value);
     }
 
     fn histogram_record(&mut self, name: String, value: f64, l: Vec<(String, String)>) {
-        metrics::histogram!(metric_name(&name), labels(&self.env.name, l)).record(value);
+        metrics::histogram!(metric_name(&name), self.metric_labels(l)).record(value);
     }
 }
