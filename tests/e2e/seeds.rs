@@ -245,3 +245,103 @@ async fn tenant_keeps_each_tenant_on_its_own_upstream() {
         "{scrape}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_serves_hits_stale_on_errors_purges_and_passes_big_bodies() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let failing = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicUsize::new(0));
+    let (f, n) = (failing.clone(), served.clone());
+    let up = Upstream::serve("origin", move |req| {
+        let (f, n) = (f.clone(), n.clone());
+        async move {
+            if f.load(Ordering::Relaxed) {
+                let mut r = http::Response::new(full("down"));
+                *r.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                return r;
+            }
+            let count = n.fetch_add(1, Ordering::Relaxed) + 1;
+            let path = req.uri().path().to_string();
+            let body = if path == "/big" {
+                "x".repeat(2 << 20)
+            } else {
+                format!("{path} #{count}")
+            };
+            let mut r = http::Response::new(full(body));
+            let cc = if path.starts_with("/short") {
+                "max-age=1"
+            } else {
+                "max-age=60"
+            };
+            r.headers_mut()
+                .insert("cache-control", http::HeaderValue::from_static(cc));
+            r
+        }
+    })
+    .await;
+    let gw = Gateway::start(
+        &(upstream_block("origin", &[&up], "")
+            + &plugin_block("cache", "cache", "body_limit = \"1MiB\"\nover_limit = \"pass\"")
+            + "[[routes]]\npath_prefix = \"/purge\"\nupstream = \"origin\"\nplugins = [{ name = \"cache\", config = { purge = true } }]\n"
+            + "[[routes]]\npath_prefix = \"/\"\nupstream = \"origin\"\nplugins = [{ name = \"cache\", config = { stale_if_error_s = 600 } }]\n"),
+    )
+    .await;
+    let (first, second) = (
+        get(&gw.url("/items/1")).await.expect("get"),
+        get(&gw.url("/items/1")).await.expect("get"),
+    );
+    assert_eq!(
+        (first.header("x-cache"), second.header("x-cache")),
+        (Some("MISS"), Some("HIT"))
+    );
+    assert_eq!(second.text(), "/items/1 #1");
+    assert!(second.header("age").is_some());
+    assert_eq!(served.load(Ordering::Relaxed), 1);
+
+    // Purge: the entry is a miss again.
+    let r = send(
+        http::Request::post(gw.url("/purge?prefix=/items"))
+            .body(full(""))
+            .expect("request"),
+    )
+    .await
+    .expect("purge");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = get(&gw.url("/items/1")).await.expect("get");
+    assert_eq!(
+        (r.header("x-cache"), r.text().as_str()),
+        (Some("MISS"), "/items/1 #2")
+    );
+
+    // Stale if error: with the origin failing, the one-second entry is a hit while fresh,
+    // then served stale.
+    assert_eq!(
+        get(&gw.url("/short")).await.expect("get").header("x-cache"),
+        Some("MISS")
+    );
+    failing.store(true, Ordering::Relaxed);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let r = loop {
+        let r = get(&gw.url("/short")).await.expect("get");
+        if r.header("x-cache") != Some("HIT") {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the entry never went stale"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-cache"), Some("STALE"));
+    assert!(r.text().starts_with("/short #"), "{}", r.text());
+    failing.store(false, Ordering::Relaxed);
+
+    // A body over the plugin's body_limit goes on whole, uncached.
+    for _ in 0..2 {
+        let r = get(&gw.url("/big")).await.expect("get");
+        assert_eq!((r.status.as_u16(), r.text().len()), (200, 2 << 20));
+        assert_eq!(r.header("x-cache"), Some("MISS"));
+    }
+}

@@ -411,9 +411,13 @@ pub struct PluginDef {
     /// Idle instances kept per route for reuse.
     #[serde(default = "default_plugin_pool")]
     pub pool_size: usize,
-    /// Largest body a body phase buffers; bigger requests get 413, bigger responses 502.
+    /// Largest body a body phase buffers; bigger requests get 413, bigger responses 502...
     #[serde(default = "default_plugin_body_limit")]
     pub body_limit: ByteSize,
+    /// ...or, with "pass", a bigger response goes on untouched without this plugin's response
+    /// body phase (a cache that stores only what fits, a filter that may skip big downloads).
+    #[serde(default)]
+    pub over_limit: OverLimit,
     /// Upstreams the plugin may call through its `http-client` capability.
     #[serde(default)]
     pub http: Vec<Spanned<String>>,
@@ -445,6 +449,16 @@ impl FailMode {
             FailMode::Open => "open",
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OverLimit {
+    /// 413 for a request, 502 for a response.
+    #[default]
+    Refuse,
+    /// The response goes on as it came; the plugin's response body phase does not see it.
+    Pass,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]

@@ -27,6 +27,9 @@ pub struct Chain {
     pub phases: Phases,
     /// The largest body the chain's body phases may buffer (the smallest of their limits).
     pub body_limit: usize,
+    /// A response over `body_limit` goes on without the body phase: every response body plugin
+    /// of the chain said `over_limit = "pass"`.
+    pub pass_large_responses: bool,
 }
 
 /// A response the chain decided on: a plugin's answer or a fail-closed error.
@@ -57,10 +60,15 @@ impl Chain {
             .map(|s| s.env.body_limit)
             .min()
             .unwrap_or(0);
+        let pass_large_responses = steps
+            .iter()
+            .filter(|s| s.phases.contains(Phases::RESPONSE_BODY))
+            .all(|s| s.env.over_limit == super::settings::OverLimit::Pass);
         Chain {
             steps,
             phases,
             body_limit,
+            pass_large_responses,
         }
     }
 

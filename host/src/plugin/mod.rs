@@ -280,6 +280,7 @@ impl PluginHost {
             request_timeout: d.request_timeout,
             pool_size: d.pool_size,
             body_limit: d.body_limit.bytes(),
+            over_limit: d.over_limit,
             store: self.store.clone(),
             local: self.local.clone(),
             upstreams: upstreams.clone(),

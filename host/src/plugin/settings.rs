@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-pub use crate::config::{FailMode, Isolation};
+pub use crate::config::{FailMode, Isolation, OverLimit};
 use crate::store::Store;
 use crate::upstream::Upstream;
 
@@ -64,6 +64,8 @@ pub struct Env {
     pub pool_size: usize,
     /// Largest body a body phase buffers.
     pub body_limit: usize,
+    /// Whether a response over `body_limit` goes on without the body phase.
+    pub over_limit: OverLimit,
     pub store: Store,
     /// This process's own store, for `local-incr` whatever `store` is.
     pub local: Arc<crate::store::MemoryStore>,

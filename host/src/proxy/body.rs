@@ -13,18 +13,19 @@ use http::StatusCode;
 use http::uri::PathAndQuery;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 
 use super::stall::StallTimer;
-use crate::plugin::{Chain, HandlerBody, LogEntry};
+use crate::plugin::{Chain, LogEntry};
 use crate::upstream::{BoxError, Lease};
 
 pub enum Inner {
     /// The upstream's body, cut when it stalls past the upstream's `read_timeout`.
     Upstream(Incoming, StallTimer),
     Full(Full<Bytes>),
-    /// A handler component's body, streamed as it writes it.
-    Handler(HandlerBody),
+    /// Any other stream: a handler component's body as it writes it, or a body read in part.
+    Boxed(UnsyncBoxBody<Bytes, BoxError>),
 }
 
 /// The upstream stopped sending its body; the client's response is cut short.
@@ -129,9 +130,9 @@ impl ResponseBody {
 }
 
 impl ResponseBody {
-    pub fn handler(body: HandlerBody) -> Self {
+    pub fn boxed(body: UnsyncBoxBody<Bytes, BoxError>) -> Self {
         ResponseBody {
-            inner: Inner::Handler(body),
+            inner: Inner::Boxed(body),
             bytes: 0,
             ended: false,
             log: None,
@@ -176,7 +177,7 @@ impl Body for ResponseBody {
                 }
             },
             Inner::Full(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
-            Inner::Handler(b) => Pin::new(b).poll_frame(cx),
+            Inner::Boxed(b) => Pin::new(b).poll_frame(cx),
         };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -199,7 +200,7 @@ impl Body for ResponseBody {
         match &self.inner {
             Inner::Upstream(b, _) => b.is_end_stream(),
             Inner::Full(b) => b.is_end_stream(),
-            Inner::Handler(b) => b.is_end_stream(),
+            Inner::Boxed(b) => b.is_end_stream(),
         }
     }
 
@@ -207,7 +208,7 @@ impl Body for ResponseBody {
         match &self.inner {
             Inner::Upstream(b, _) => b.size_hint(),
             Inner::Full(b) => b.size_hint(),
-            Inner::Handler(b) => b.size_hint(),
+            Inner::Boxed(b) => b.size_hint(),
         }
     }
 }

@@ -45,5 +45,5 @@ pub(crate) async fn answer(
     let (mut parts, body) = resp.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers, false);
     parts.version = incoming_version;
-    Ok(Response::from_parts(parts, ResponseBody::handler(body)))
+    Ok(Response::from_parts(parts, ResponseBody::boxed(body)))
 }

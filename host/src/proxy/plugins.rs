@@ -10,7 +10,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http::{Method, Response, StatusCode};
+use http_body::Frame;
 use http_body_util::{BodyExt, Full, Limited};
 
 use super::encoding::{self, DecodeError};
@@ -146,8 +148,15 @@ async fn respond(
             .is_some_and(|r| may_have_body(&ex.method, r.status));
     let body = if wants_body {
         let (raw, decoded) = match response_body(chain, &mut ex, body).await {
-            Ok(b) => b,
-            Err(resp) => return (ex, resp),
+            Read::Whole(raw, decoded) => (raw, decoded),
+            Read::Refused(resp) => return (ex, resp),
+            Read::Passed(body) => {
+                if let Some(r) = ex.response.take() {
+                    parts.status = r.status;
+                    parts.headers = r.headers;
+                }
+                return (ex, Response::from_parts(parts, body));
+            }
         };
         if let Some(r) = ex.response.as_mut() {
             r.body = Some(decoded.clone());
@@ -180,38 +189,83 @@ async fn respond(
     (ex, Response::from_parts(parts, body))
 }
 
-/// The response body as the body phase gets it: `(as sent, as handed to plugins)`; an error
-/// answer when it is too large or cannot be decoded.
-async fn response_body(
-    chain: &Chain,
-    ex: &mut Exchange,
-    body: ResponseBody,
-) -> Result<(Bytes, Bytes), Response<ResponseBody>> {
+/// The response body for the body phase.
+enum Read {
+    /// `(as sent, as handed to plugins)`.
+    Whole(Bytes, Bytes),
+    /// Too large or undecodable: the error answer.
+    Refused(Response<ResponseBody>),
+    /// Over the limit on a chain that lets such bodies pass: the body as it came, unread.
+    Passed(ResponseBody),
+}
+
+async fn response_body(chain: &Chain, ex: &mut Exchange, body: ResponseBody) -> Read {
     let Some(r) = ex.response.as_mut() else {
-        return Ok((Bytes::new(), Bytes::new()));
+        return Read::Whole(Bytes::new(), Bytes::new());
+    };
+    let too_large = || {
+        Read::Refused(
+            ProxyError::PluginBodyTooLarge {
+                which: BodyOf::Response,
+                limit: chain.body_limit,
+            }
+            .response(),
+        )
     };
     let raw = match r.body.take() {
         // A replacement made in the headers phase.
-        Some(b) => return Ok((b.clone(), b)),
+        Some(b) => return Read::Whole(b.clone(), b),
+        None if chain.pass_large_responses => match read_upto(body, chain.body_limit).await {
+            Ok(Upto::Whole(b)) => b,
+            Ok(Upto::Over(body)) => return Read::Passed(body),
+            Err(_) => return too_large(),
+        },
         None => match Limited::new(body, chain.body_limit).collect().await {
             Ok(c) => c.to_bytes(),
-            Err(_) => {
-                return Err(ProxyError::PluginBodyTooLarge {
-                    which: BodyOf::Response,
-                    limit: chain.body_limit,
-                }
-                .response());
-            }
+            Err(_) => return too_large(),
         },
     };
     match decode(chain, &r.headers, raw.clone()) {
-        Ok(decoded) => Ok((raw, decoded)),
-        Err(e) => Err(ProxyError::BodyDecode {
-            which: BodyOf::Response,
-            reason: e.to_string(),
-        }
-        .response()),
+        Ok(decoded) => Read::Whole(raw, decoded),
+        Err(e) => Read::Refused(
+            ProxyError::BodyDecode {
+                which: BodyOf::Response,
+                reason: e.to_string(),
+            }
+            .response(),
+        ),
     }
+}
+
+enum Upto {
+    Whole(Bytes),
+    /// What was read, then the rest of the stream.
+    Over(ResponseBody),
+}
+
+/// Reads `body` to its end if it fits in `limit` bytes; else gives it back whole, the part read
+/// first and the rest streaming after it.
+async fn read_upto(mut body: ResponseBody, limit: usize) -> Result<Upto, BoxError> {
+    let mut read: Vec<Bytes> = Vec::new();
+    let mut len = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        len += data.len();
+        read.push(data);
+        if len > limit {
+            let prefix = futures_util::stream::iter(read.into_iter().map(|d| Ok(Frame::data(d))));
+            let rest = http_body_util::BodyStream::new(body);
+            let whole = http_body_util::StreamBody::new(prefix.chain(rest));
+            return Ok(Upto::Over(ResponseBody::boxed(whole.boxed_unsync())));
+        }
+    }
+    let mut out = bytes::BytesMut::with_capacity(len);
+    for d in read {
+        out.extend_from_slice(&d);
+    }
+    Ok(Upto::Whole(out.freeze()))
 }
 
 /// The body as plugins see it: decoded, unless a body plugin asked for raw bytes.
