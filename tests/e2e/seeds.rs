@@ -111,7 +111,7 @@ async fn aggregate_answers_the_profile_from_four_backends_at_once() {
     let shape = "shape = '{user: user, orders: orders[:5], wishlistCount: length(wishlist || `[]`), reviewCount: length(reviews || `[]`), averageRating: avg(reviews[].rating || `[]`)}'";
     let route = |prefix: &str, calls: &[String]| {
         format!(
-            "[[routes]]\npath = \"{prefix}/{{id}}\"\nupstream = \"users\"\nplugins = [{{ name = \"aggregate\", config = {{ calls = {{ {} }}, {shape} }} }}]\n",
+            "[[routes]]\npath = \"{prefix}/{{id}}\"\nupstream = \"users\"\nplugins = [\"cache\", {{ name = \"aggregate\", config = {{ calls = {{ {} }}, {shape} }} }}]\n",
             calls.join(", ")
         )
     };
@@ -121,6 +121,7 @@ async fn aggregate_answers_the_profile_from_four_backends_at_once() {
             + &upstream_block("wishlist", &[&wishlist], "")
             + &upstream_block("reviews", &[&reviews], "")
             + &down
+            + &plugin_block("cache", "cache", "")
             + &plugin_block(
                 "aggregate",
                 "aggregate",
@@ -192,7 +193,7 @@ async fn aggregate_answers_the_profile_from_four_backends_at_once() {
     assert_eq!(
         seen(&users),
         2,
-        "the route's upstream itself is never called"
+        "the route's upstream is never called, and a hit asks no backend"
     );
 }
 

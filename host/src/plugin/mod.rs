@@ -13,6 +13,7 @@ pub mod compile;
 mod error;
 mod exchange;
 pub mod handler;
+mod idle;
 mod imports;
 mod instance;
 mod module;

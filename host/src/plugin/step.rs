@@ -1,7 +1,7 @@
 //! One entry of a route's chain: a module with its route-specific config, and the pool of live
 //! instances that already ran `init` with that config.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
@@ -9,9 +9,10 @@ use super::bindings::types::LogEntry;
 use super::bindings::{Action, Phases};
 use super::error::{CallError, Failure};
 use super::exchange::Exchange;
+use super::idle::Idle;
 use super::instance::{Live, Phase};
 use super::module::Module;
-use super::settings::{Env, Isolation};
+use super::settings::Env;
 
 pub struct Step {
     pub route: Arc<str>,
@@ -19,7 +20,7 @@ pub struct Step {
     pub env: Arc<Env>,
     pub config_json: String,
     pub phases: Phases,
-    idle: Mutex<Vec<Live>>,
+    idle: Idle<Live>,
     /// The log phase's queue, when the plugin has one (see [`log_worker`]).
     log: Option<mpsc::Sender<LogEntry>>,
 }
@@ -37,10 +38,8 @@ impl Step {
         config_json: String,
     ) -> Result<Step, CallError> {
         let (live, phases) = module.start(&env, &config_json).await?;
-        let idle = match env.isolation {
-            Isolation::Pooled => vec![live],
-            Isolation::PerRequest => Vec::new(),
-        };
+        let idle = Idle::new(&env);
+        idle.give_back(live);
         let log = phases.contains(Phases::LOG).then(|| {
             log_worker(
                 route.clone(),
@@ -55,7 +54,7 @@ impl Step {
             env,
             config_json,
             phases,
-            idle: Mutex::new(idle),
+            idle,
             log,
         })
     }
@@ -77,7 +76,7 @@ impl Step {
         };
         let (ex, result) = live.call(phase, ex).await;
         if result.is_ok() {
-            self.give_back(live);
+            self.idle.give_back(live);
         }
         (ex, result)
     }
@@ -96,31 +95,13 @@ impl Step {
     }
 
     async fn instance(&self) -> Result<Live, Failure> {
-        if let Some(l) = self.take() {
+        if let Some(l) = self.idle.take() {
             return Ok(l);
         }
         match self.module.start(&self.env, &self.config_json).await {
             Ok((l, _)) => Ok(l),
             Err(CallError::Failed { failure, .. }) => Err(failure),
             Err(e) => Err(Failure::Trap(e.to_string())),
-        }
-    }
-
-    fn take(&self) -> Option<Live> {
-        if self.env.isolation != Isolation::Pooled {
-            return None;
-        }
-        self.idle.lock().ok()?.pop()
-    }
-
-    fn give_back(&self, live: Live) {
-        if self.env.isolation != Isolation::Pooled {
-            return;
-        }
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < self.env.pool_size
-        {
-            idle.push(live);
         }
     }
 }

@@ -7,7 +7,7 @@
 
 mod outbound;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -22,9 +22,10 @@ use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::error::{CallError, Failure};
+use super::idle::Idle;
 use super::module::Module;
 use super::sandbox::{self, Sandbox};
-use super::settings::{Env, Isolation};
+use super::settings::Env;
 use crate::upstream::{Body, BoxError};
 
 /// The response body a handler streams; it ends when the handler has written it all.
@@ -98,7 +99,7 @@ pub struct Handler {
     pub route: Arc<str>,
     pub env: Arc<Env>,
     pre: ProxyPre<HandlerState>,
-    idle: Mutex<Vec<Warm>>,
+    idle: Idle<Warm>,
 }
 
 impl std::fmt::Debug for Handler {
@@ -121,15 +122,15 @@ impl Handler {
         let pre = module.handler().cloned().ok_or(CallError::NotAHandler)?;
         let handler = Arc::new(Handler {
             route,
+            idle: Idle::new(&env),
             env,
             pre,
-            idle: Mutex::new(Vec::new()),
         });
         let warm = handler.start().await.map_err(|failure| CallError::Failed {
             what: "instantiate",
             failure,
         })?;
-        handler.give_back(warm);
+        handler.idle.give_back(warm);
         Ok(handler)
     }
 
@@ -145,7 +146,7 @@ impl Handler {
         req: Request<Body>,
         tls: bool,
     ) -> Result<Response<HandlerBody>, HandlerError> {
-        let mut warm = match self.take() {
+        let mut warm = match self.idle.take() {
             Some(w) => w,
             None => self.start().await.map_err(HandlerError::Failed)?,
         };
@@ -172,7 +173,7 @@ impl Handler {
                 tokio::time::timeout_at(deadline, handle.call_handle(&mut warm.store, req, out));
             let failed = match called.await {
                 Ok(Ok(())) => {
-                    me.give_back(warm);
+                    me.idle.give_back(warm);
                     return Ok(());
                 }
                 Ok(Err(e)) => {
@@ -217,24 +218,6 @@ impl Handler {
         match self.pre.instantiate_async(&mut store).await {
             Ok(proxy) => Ok(Warm { store, proxy }),
             Err(e) => Err(Failure::from_error(e, store.data().sandbox.refused())),
-        }
-    }
-
-    fn take(&self) -> Option<Warm> {
-        if self.env.isolation != Isolation::Pooled {
-            return None;
-        }
-        self.idle.lock().ok()?.pop()
-    }
-
-    fn give_back(&self, warm: Warm) {
-        if self.env.isolation != Isolation::Pooled {
-            return;
-        }
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < self.env.pool_size
-        {
-            idle.push(warm);
         }
     }
 }
