@@ -71,7 +71,10 @@ async fn rate_limit_is_exact_at_the_boundary_per_tier_and_resets() {
     let r = as_user(&gw, "alice", "free").await;
     assert_eq!(r.status, 429);
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
-    assert_eq!(r.json()["detail"], "limit of 3 requests per 2 s reached");
+    assert_eq!(
+        r.json()["detail"],
+        "limit of 3 requests per 2 s of plan `default` reached"
+    );
     assert_eq!(r.header("ratelimit-remaining"), Some("0"));
     let retry: u64 = r.header("retry-after").unwrap_or("").parse().unwrap_or(0);
     assert!((1..=2).contains(&retry), "retry-after {retry}");
@@ -618,4 +621,77 @@ async fn rate_limit_and_request_id_refuse_bad_configs() {
         r#"{ name = "request-id", config = { header = "" } }"#,
     ));
     assert!(err.contains("`header` must name a header"), "{err}");
+}
+
+/// Usage plans: a free and a premium key on two routes that share the plan's daily quota,
+/// counted in Redis by two gateways, exact at the boundary; every answer says what is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_quotas_hold_across_routes_and_gateways() {
+    let redis = Redis::start().await;
+    let a = Upstream::echo("a").await;
+    let keys = format!(
+        r#"{{ name = "key-auth", config = {{ keys = [{{ sha256 = "{}", consumer = "fay", tier = "free" }}, {{ sha256 = "{}", consumer = "pat", tier = "premium" }}] }} }}"#,
+        sha256_hex("k-free"),
+        sha256_hex("k-premium")
+    );
+    let limit = r#"{ name = "rate-limit", config = { limit = 100, scope = "global", tiers = { free = { limit = 100, quota_per_day = 3 }, premium = { limit = 100, quota_per_day = 5 } } } }"#;
+    let route = |name: &str| {
+        format!(
+            "[[routes]]\nname = \"{name}\"\npath_prefix = \"/{name}\"\nupstream = \"a\"\nplugins = [{keys}, {limit}]\n"
+        )
+    };
+    let config = upstream_block("a", &[&a], "")
+        + &redis_store(&redis)
+        + &plugin_block("key-auth", "key-auth", "")
+        + &plugin_block("rate-limit", "rate-limit", "")
+        + &route("orders")
+        + &route("profile");
+    let (one, two) = (Gateway::start(&config).await, Gateway::start(&config).await);
+    // Not across a UTC midnight, when the daily quota starts again.
+    fresh_window(86_400_000, 10_000).await;
+    let answers = |key: &'static str| {
+        let (one, two) = (&one, &two);
+        async move {
+            let mut out = Vec::new();
+            for i in 0..7 {
+                let gw = if i % 2 == 0 { one } else { two };
+                let path = if i % 3 == 0 {
+                    "/orders/x"
+                } else {
+                    "/profile/x"
+                };
+                let r = get_with(&gw.url(path), &[("x-api-key", key)]).await;
+                out.push((
+                    r.status.as_u16(),
+                    r.header("x-quota-remaining").map(str::to_string),
+                    r.text(),
+                ));
+            }
+            out
+        }
+    };
+    let free = answers("k-free").await;
+    let statuses: Vec<u16> = free.iter().map(|a| a.0).collect();
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429, 429], "{free:?}");
+    let left: Vec<Option<&str>> = free.iter().take(3).map(|a| a.1.as_deref()).collect();
+    assert_eq!(left, [Some("2"), Some("1"), Some("0")]);
+    assert!(
+        free[3]
+            .2
+            .contains("the daily quota of 3 requests of plan `free` is used up"),
+        "{}",
+        free[3].2
+    );
+    let premium: Vec<u16> = answers("k-premium").await.iter().map(|a| a.0).collect();
+    assert_eq!(premium, [200, 200, 200, 200, 200, 429, 429]);
+    let scrape = one.metrics().await + &two.metrics().await;
+    assert!(
+        metric_line(
+            &scrape,
+            "wasmgate_plugin_used",
+            &["consumer=\"pat\"", "plan=\"premium\""]
+        )
+        .is_some(),
+        "{scrape}"
+    );
 }

@@ -1,10 +1,14 @@
-//! Rate limiting: at most `limit` requests per `window_s` for each consumer (or client IP,
-//! header value, or the whole route), with different limits per consumer tier and an optional
-//! daily quota. Counts live in the gateway's shared store (`kv.incr`), so with `[store] backend =
-//! "redis"` every gateway instance enforces one limit together.
+//! Rate limiting and usage plans: at most `limit` requests per `window_s` for each consumer (or
+//! client IP, tenant, header value, or the whole route), with limits per plan (the consumer's
+//! tier, as key-auth or jwt set it) and optional quotas per UTC day and calendar month. Counts
+//! live in the gateway's shared store (`kv.incr`), so with `[store] backend = "redis"` every
+//! gateway instance enforces one limit together; with `scope = "global"` they are shared by
+//! every route that counts the same way, so a plan's quota holds across routes.
 //!
-//! Answers carry `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (IETF draft) and the
-//! `X-RateLimit-*` equivalents; a refusal is 429 with `Retry-After` and a problem body.
+//! Answers carry `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`, `RateLimit-Policy`
+//! (IETF draft) and the `X-RateLimit-*` equivalents, plus `X-Quota-Limit`, `X-Quota-Remaining`,
+//! `X-Quota-Reset` when a quota applies (a consumer reads what is left on every answer); a
+//! refusal is 429 with `Retry-After` and a problem body naming the plan.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -40,7 +44,20 @@ pub enum By {
     Ip,
     /// Everyone on the route together.
     Route,
+    /// The identity's `tenant` (set by the tenant plugin): one budget per tenant.
+    Tenant,
     Header(String),
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Counters per route.
+    #[default]
+    Route,
+    /// Counters shared by every route with `scope = "global"`: one budget per consumer (or
+    /// whatever `by` names) across the routes.
+    Global,
 }
 
 #[derive(Deserialize, Clone, Copy, Debug)]
@@ -49,6 +66,8 @@ pub struct Limit {
     limit: u64,
     /// Requests per UTC day, on top of the window limit.
     quota_per_day: Option<u64>,
+    /// Requests per calendar month (UTC).
+    quota_per_month: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -58,8 +77,11 @@ pub struct RateLimit {
     #[serde(default = "minute")]
     window_s: u64,
     quota_per_day: Option<u64>,
+    quota_per_month: Option<u64>,
     #[serde(default = "by_consumer")]
     by: By,
+    #[serde(default)]
+    scope: Scope,
     /// Limits by tier, the tier read from the context key `tier_key` (set by key-auth, jwt, ...).
     #[serde(default)]
     tiers: BTreeMap<String, Limit>,
@@ -97,9 +119,61 @@ pub struct Decision {
     allowed: bool,
     limit: u64,
     remaining: u64,
-    /// Seconds until the window (or, for a quota, the day) resets.
+    /// Seconds until the window (or, for a quota, its period) resets.
     reset_s: u64,
-    quota: bool,
+    /// The window's length, for `RateLimit-Policy`.
+    window_s: u64,
+    /// The quota that refused the request, or the tightest one that let it through.
+    quota: Option<QuotaUse>,
+    /// Refused by `quota`, not by the window.
+    by_quota: bool,
+    /// The consumer's plan (tier), when limits came from one.
+    plan: Option<String>,
+}
+
+#[derive(Debug, PartialEq, Eq, serde::Serialize, Deserialize, Clone)]
+pub struct QuotaUse {
+    /// "day" or "month".
+    period: String,
+    limit: u64,
+    remaining: u64,
+    reset_s: u64,
+}
+
+/// Days since 1970-01-01 as (year, month 1..=12): H. Hinnant's `civil_from_days`.
+fn civil(days: u64) -> (u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month)
+}
+
+/// The first day of `(year, month)` as days since 1970-01-01: `days_from_civil`.
+fn days_from_civil(year: u64, month: u64) -> u64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The calendar month of `now_ms`: its key part and the ms until the next one starts.
+fn month_of(now_ms: u64) -> (String, u64) {
+    let (year, month) = civil(now_ms / DAY_MS);
+    let (ny, nm) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    let next = days_from_civil(ny, nm) * DAY_MS;
+    (format!("m{year}-{month:02}"), next.saturating_sub(now_ms))
 }
 
 /// The sliding-window estimate: the current count plus the previous window's count scaled by
@@ -117,18 +191,29 @@ impl RateLimit {
                 .unwrap_or_else(|| format!("ip:{}", req.client_ip())),
             By::Ip => format!("ip:{}", req.client_ip()),
             By::Route => "all".to_string(),
+            By::Tenant => format!("t:{}", Identity::of(req).tenant.unwrap_or_default()),
             By::Header(h) => format!("h:{}", req.header(h).unwrap_or_default()),
         };
-        format!("{}:{who}", req.route_name())
+        match self.scope {
+            Scope::Route => format!("{}:{who}", req.route_name()),
+            Scope::Global => format!("global:{who}"),
+        }
     }
 
-    fn limits(&self, req: &Request) -> Limit {
-        req.context_get(&self.tier_key)
-            .and_then(|t| self.tiers.get(&t).copied())
-            .unwrap_or(Limit {
-                limit: self.limit,
-                quota_per_day: self.quota_per_day,
-            })
+    /// The limits for `req`, and the plan they come from.
+    fn limits(&self, req: &Request) -> (Limit, Option<String>) {
+        let plan = req.context_get(&self.tier_key);
+        match plan.as_ref().and_then(|t| self.tiers.get(t).copied()) {
+            Some(l) => (l, plan),
+            None => (
+                Limit {
+                    limit: self.limit,
+                    quota_per_day: self.quota_per_day,
+                    quota_per_month: self.quota_per_month,
+                },
+                None,
+            ),
+        }
     }
 
     /// Adds one to `key` (created with `ttl`). When the store is down: counts locally, or
@@ -167,33 +252,70 @@ impl RateLimit {
 
     fn check(&self, req: &Request) -> Result<Decision, Action> {
         let id = self.identity(req);
-        let lim = self.limits(req);
+        let (lim, plan) = self.limits(req);
         let now = clock::wall_ms();
         let window_ms = self.window_s * 1000;
         let slot = now / window_ms;
         let elapsed = now % window_ms;
         let reset_s = (window_ms - elapsed).div_ceil(1000);
 
-        let mut quota_key = None;
-        if let Some(quota) = lim.quota_per_day {
-            let day = now / DAY_MS;
-            let key = format!("{id}:d{day}");
-            let used = self.count(&key, Duration::from_millis(DAY_MS))?;
-            quota_key = Some(key.clone());
+        // Quotas first: a request over any of them is refused and counted in none.
+        let (month, month_left_ms) = month_of(now);
+        let periods = [
+            (
+                "day",
+                lim.quota_per_day,
+                format!("d{}", now / DAY_MS),
+                DAY_MS - now % DAY_MS,
+            ),
+            ("month", lim.quota_per_month, month, month_left_ms),
+        ];
+        let mut counted: Vec<String> = Vec::new();
+        let mut tightest: Option<QuotaUse> = None;
+        for (period, quota, part, left_ms) in periods {
+            let Some(quota) = quota else { continue };
+            let key = format!("{id}:{part}");
+            // A key lives a little longer than its period, so a clock step cannot reset it.
+            let used = match self.count(&key, Duration::from_millis(left_ms + DAY_MS)) {
+                Ok(n) => n,
+                Err(action) => {
+                    counted.iter().for_each(|k| self.uncount(k));
+                    return Err(action);
+                }
+            };
+            counted.push(key);
+            let q = QuotaUse {
+                period: period.into(),
+                limit: quota,
+                remaining: quota.saturating_sub(used),
+                reset_s: left_ms.div_ceil(1000),
+            };
             if used > quota {
-                self.uncount(&key);
+                counted.iter().for_each(|k| self.uncount(k));
                 return Ok(Decision {
                     allowed: false,
                     limit: quota,
                     remaining: 0,
-                    reset_s: (DAY_MS - now % DAY_MS).div_ceil(1000),
-                    quota: true,
+                    reset_s: q.reset_s,
+                    window_s: self.window_s,
+                    quota: Some(q),
+                    by_quota: true,
+                    plan,
                 });
+            }
+            if tightest.as_ref().is_none_or(|t| q.remaining < t.remaining) {
+                tightest = Some(q);
             }
         }
 
         let key = format!("{id}:w{}:{slot}", self.window_s);
-        let current = self.count(&key, Duration::from_millis(window_ms * 2))?;
+        let current = match self.count(&key, Duration::from_millis(window_ms * 2)) {
+            Ok(n) => n,
+            Err(action) => {
+                counted.iter().for_each(|k| self.uncount(k));
+                return Err(action);
+            }
+        };
         let used = match self.algorithm {
             Algorithm::FixedWindow => current,
             Algorithm::SlidingWindow => {
@@ -208,10 +330,11 @@ impl RateLimit {
         };
         let allowed = used <= lim.limit;
         if !allowed {
-            // A refused request uses up neither the window nor the quota.
+            // A refused request uses up neither the window nor the quotas.
             self.uncount(&key);
-            if let Some(q) = quota_key {
-                self.uncount(&q);
+            counted.iter().for_each(|k| self.uncount(k));
+            if let Some(q) = tightest.as_mut() {
+                q.remaining += 1;
             }
         }
         Ok(Decision {
@@ -219,20 +342,30 @@ impl RateLimit {
             limit: lim.limit,
             remaining: lim.limit.saturating_sub(used),
             reset_s,
-            quota: false,
+            window_s: self.window_s,
+            quota: tightest,
+            by_quota: false,
+            plan,
         })
     }
 }
 
-fn headers(d: &Decision) -> [(&'static str, String); 6] {
-    [
+fn headers(d: &Decision) -> Vec<(&'static str, String)> {
+    let mut h = vec![
         ("ratelimit-limit", d.limit.to_string()),
         ("ratelimit-remaining", d.remaining.to_string()),
         ("ratelimit-reset", d.reset_s.to_string()),
+        ("ratelimit-policy", format!("{};w={}", d.limit, d.window_s)),
         ("x-ratelimit-limit", d.limit.to_string()),
         ("x-ratelimit-remaining", d.remaining.to_string()),
         ("x-ratelimit-reset", d.reset_s.to_string()),
-    ]
+    ];
+    if let Some(q) = &d.quota {
+        h.push(("x-quota-limit", q.limit.to_string()));
+        h.push(("x-quota-remaining", q.remaining.to_string()));
+        h.push(("x-quota-reset", q.reset_s.to_string()));
+    }
+    h
 }
 
 #[plugin]
@@ -260,17 +393,34 @@ impl Plugin for RateLimit {
             Err(action) => return action,
         };
         if d.allowed {
+            // Usage: what each consumer of each plan used, where it is known who called.
+            if let Some(c) = Identity::consumer_of(req) {
+                let plan = d.plan.as_deref().unwrap_or("default");
+                metrics::counter_add("used", 1, &[("consumer", &c), ("plan", plan)]);
+            }
             req.state_set(STATE, &d);
             return Action::Continue;
         }
-        metrics::counter_add("refused", 1, &[("route", &req.route_name())]);
-        let detail = if d.quota {
-            format!("daily quota of {} requests used up", d.limit)
-        } else {
-            format!(
-                "limit of {} requests per {} s reached",
+        let plan = d.plan.as_deref().unwrap_or("default");
+        metrics::counter_add(
+            "refused",
+            1,
+            &[("route", &req.route_name()), ("plan", plan)],
+        );
+        let detail = match &d.quota {
+            Some(q) if d.by_quota => format!(
+                "the {} quota of {} requests of plan `{plan}` is used up",
+                if q.period == "day" {
+                    "daily"
+                } else {
+                    "monthly"
+                },
+                q.limit
+            ),
+            _ => format!(
+                "limit of {} requests per {} s of plan `{plan}` reached",
                 d.limit, self.window_s
-            )
+            ),
         };
         let mut a = Answer::problem(429, &detail).header("retry-after", &d.reset_s.to_string());
         for (k, v) in headers(&d) {
@@ -376,6 +526,54 @@ mod tests {
             [200, 200, 429]
         );
         assert_eq!(as_("d", "free"), 200, "each consumer counts alone");
+    }
+
+    #[test]
+    fn calendar_months() {
+        assert_eq!(civil(0), (1970, 1));
+        // 2024-02-29 is day 19782; 2024-03-01 is 19783.
+        assert_eq!(civil(19_782), (2024, 2));
+        assert_eq!(civil(19_783), (2024, 3));
+        assert_eq!(days_from_civil(2024, 3), 19_783);
+        assert_eq!(days_from_civil(2025, 1), 20_089);
+        // One ms before a new year: the month ends in one ms.
+        assert_eq!(month_of(20_089 * DAY_MS - 1), ("m2024-12".into(), 1));
+    }
+
+    #[test]
+    fn a_global_plan_quota_holds_across_routes_and_is_read_on_every_answer() {
+        testing::reset();
+        testing::set_clock_ms(20_089 * DAY_MS + 5_000);
+        let h = TestHost::<RateLimit>::new(
+            r#"{"limit": 100, "scope": "global",
+                "tiers": {"free": {"limit": 100, "quota_per_month": 3}}}"#,
+        )
+        .unwrap();
+        let on = |route: &str| {
+            TestRequest::get("/")
+                .route(route, &[])
+                .context("consumer", "ann")
+                .context("tier", "free")
+        };
+        let (a, b) = (on("orders"), on("profile"));
+        assert_eq!(status(&h.request_headers(&a)), 200);
+        let resp = TestResponse::new(200);
+        h.response_headers(&a, &resp);
+        let v = resp.view();
+        assert_eq!(v.header("x-quota-remaining").as_deref(), Some("2"));
+        assert_eq!(v.header("ratelimit-policy").as_deref(), Some("100;w=60"));
+        assert_eq!(status(&h.request_headers(&b)), 200);
+        assert_eq!(status(&h.request_headers(&on("orders"))), 200);
+        let refused = h.request_headers(&on("profile"));
+        assert_eq!(status(&refused), 429);
+        let Action::Respond(a) = refused else {
+            unreachable!()
+        };
+        let body = String::from_utf8_lossy(&a.body);
+        assert!(
+            body.contains("the monthly quota of 3 requests of plan `free` is used up"),
+            "{body}"
+        );
     }
 
     #[test]
