@@ -346,3 +346,88 @@ async fn cache_serves_hits_stale_on_errors_purges_and_passes_big_bodies() {
         assert_eq!(r.header("x-cache"), Some("MISS"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspect_checks_opaque_tokens_with_the_authorization_server() {
+    use http_body_util::BodyExt;
+    let api = Upstream::echo("api").await;
+    let auth = Upstream::serve("auth", |req| async move {
+        let basic = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let form = String::from_utf8_lossy(&body).to_string();
+        // client "gw", secret "s3cret"
+        let answer = if basic.as_deref() != Some("Basic Z3c6czNjcmV0") {
+            r#"{"error": "invalid_client"}"#
+        } else if form.starts_with("token=opaque-good&") {
+            r#"{"active": true, "sub": "ann", "scope": "orders:read", "exp": 4102444800}"#
+        } else {
+            r#"{"active": false}"#
+        };
+        http::Response::new(full(answer))
+    })
+    .await;
+    let introspect = |url: &str| {
+        format!(
+            "{{ name = \"introspect\", config = {{ url = \"{url}\", client_id = \"gw\", client_secret = \"s3cret\" }} }}"
+        )
+    };
+    let down = format!(
+        "[upstreams.down]\ntargets = [\"127.0.0.1:{}\"]\n",
+        free_port()
+    );
+    let gw = Gateway::start(
+        &(upstream_block("api", &[&api], "")
+            + &upstream_block("auth", &[&auth], "")
+            + &down
+            + &plugin_block("introspect", "introspect", "http = [\"auth\", \"down\"]")
+            + &plugin_block("headers", "headers", "")
+            + &format!(
+                "[[routes]]\npath_prefix = \"/api\"\nupstream = \"api\"\nplugins = [{}, {{ name = \"headers\", config = {{ from_context = {{ x-consumer = \"consumer\" }} }} }}]\n",
+                introspect("http://auth/oauth/introspect")
+            )
+            + &format!(
+                "[[routes]]\npath_prefix = \"/down\"\nupstream = \"api\"\nplugins = [{}]\n",
+                introspect("http://down/oauth/introspect")
+            )),
+    )
+    .await;
+    let bearer = |t: &str| format!("Bearer {t}");
+    for _ in 0..2 {
+        let r = get_with(
+            &gw.url("/api/x"),
+            &[("authorization", &bearer("opaque-good"))],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["headers"]["x-consumer"], "ann");
+    }
+    let asked = |u: &Upstream| u.requests.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(asked(&auth), 1, "the active result was cached");
+
+    let r = get_with(&gw.url("/api/x"), &[("authorization", &bearer("revoked"))]).await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(
+        r.header("www-authenticate")
+            .unwrap_or("")
+            .starts_with("Bearer error=\"invalid_token\""),
+        "{:?}",
+        r.header("www-authenticate")
+    );
+    // A token not cached yet, and the server unreachable.
+    let r = get_with(
+        &gw.url("/down/x"),
+        &[("authorization", &bearer("opaque-new"))],
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(asked(&api), 2, "refused requests never reach the API");
+}
