@@ -561,7 +561,7 @@ async fn jwt_bad_configs_are_refused_at_load() {
         ),
         (
             r#"{ algorithms = ["RS256"] }"#,
-            "no `public_keys_pem`, `jwks` or `jwks_url` is set",
+            "no `public_keys_pem`, `jwks`, `jwks_url` or `oidc` is set",
         ),
         (
             r#"{ algorithms = ["HS256"], secret = "short" }"#,
@@ -588,4 +588,48 @@ async fn jwt_bad_configs_are_refused_at_load() {
         );
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_finds_the_keys_by_oidc_discovery() {
+    const ISSUER: &str = "https://login.example.test/realms/shop";
+    let keys = Keys::new();
+    let a = Upstream::echo("a").await;
+    let jwks = json!({ "keys": [keys.rsa_jwk("rsa", "k1")] });
+    let idp = Upstream::serve("idp", move |req| {
+        let body = match req.uri().path() {
+            "/realms/shop/.well-known/openid-configuration" => json!({
+                "issuer": ISSUER,
+                "jwks_uri": format!("{ISSUER}/protocol/certs"),
+            }),
+            "/realms/shop/protocol/certs" => jwks.clone(),
+            _ => json!({ "error": "not found" }),
+        };
+        async move { http::Response::new(full(body.to_string())) }
+    })
+    .await;
+    let gw = Gateway::start(
+        &(upstream_block("a", &[&a], "")
+            + &upstream_block("idp", &[&idp], "")
+            + &plugin_block("jwt", "jwt", "http = [\"idp\"]")
+            + &format!("[[routes]]\nname = \"api\"\nupstream = \"a\"\nplugins = [{{ name = \"jwt\", config = {{ algorithms = [\"RS256\"], oidc = {{ issuer = \"{ISSUER}\", upstream = \"idp\" }}, forward_claims = {{ x-user-id = \"sub\" }} }} }}]\n")),
+    )
+    .await;
+    let mut c = claims("alice");
+    c["iss"] = json!(ISSUER);
+    let token = keys.sign("RS256", &keys.private("rsa"), json!({ "kid": "k1" }), &c);
+    let r = bearer(&gw, "/", &token).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["headers"]["x-user-id"], "alice");
+    // The discovery document names the issuer: a token from another one is refused.
+    let other = keys.sign(
+        "RS256",
+        &keys.private("rsa"),
+        json!({ "kid": "k1" }),
+        &claims("mallory"),
+    );
+    assert_invalid(
+        &bearer(&gw, "/", &other).await,
+        "the issuer is not accepted",
+    );
 }

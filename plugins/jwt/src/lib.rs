@@ -44,6 +44,9 @@ pub struct Config {
     /// A JWKS fetched through `http-client`: `http://UPSTREAM/path` (list UPSTREAM in the
     /// plugin's `http` setting).
     jwks_url: Option<String>,
+    /// OpenID Connect discovery instead of `jwks_url`: the issuer's
+    /// `/.well-known/openid-configuration` names its `jwks_uri`, both fetched through `upstream`.
+    oidc: Option<Oidc>,
     #[serde(default = "five_minutes")]
     jwks_cache_s: u64,
     issuer: Option<Vec<String>>,
@@ -91,8 +94,32 @@ fn deny() -> OnStoreDown {
     OnStoreDown::Deny
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Oidc {
+    /// The issuer's identifier, e.g. "https://login.example.com/realms/shop"; tokens must carry it
+    /// as `iss` (unless `issuer` lists others).
+    issuer: String,
+    /// The upstream that serves the issuer (listed in the plugin's `http`).
+    upstream: String,
+}
+
+impl Oidc {
+    /// `http://UPSTREAM` + the path of `url` (an https URL the provider publishes).
+    fn via_upstream(&self, url: &str) -> Result<String, String> {
+        let rest = url
+            .split_once("://")
+            .map(|(_, r)| r)
+            .ok_or_else(|| format!("`{url}` is not an absolute URL"))?;
+        let path = rest.find('/').map_or("/", |i| &rest[i..]);
+        Ok(format!("http://{}{path}", self.upstream))
+    }
+}
+
 pub struct Jwt {
     c: Config,
+    /// The JWKS URL the discovery document named, once fetched.
+    discovered: RefCell<Option<String>>,
     algorithms: Vec<Algorithm>,
     secret: Option<DecodingKey>,
     pems: Vec<DecodingKey>,
@@ -179,9 +206,12 @@ impl Jwt {
     /// The JWKS, fetched again when older than the cache time or when `refresh` is asked (a
     /// token named a key we do not know: the issuer may have rotated its keys).
     fn jwks(&self, refresh: bool) -> Result<Option<JwkSet>, String> {
-        let Some(url) = &self.c.jwks_url else {
-            return Ok(self.jwks.borrow().as_ref().map(|(s, _)| s.clone()));
+        let url = match (&self.c.jwks_url, &self.c.oidc) {
+            (Some(u), _) => u.clone(),
+            (None, Some(o)) => self.discover(o, refresh)?,
+            (None, None) => return Ok(self.jwks.borrow().as_ref().map(|(s, _)| s.clone())),
         };
+        let url = &url;
         let now = clock::wall_ms();
         let fresh = self.jwks.borrow().as_ref().is_some_and(|(_, at)| {
             let age = now.saturating_sub(*at);
@@ -201,6 +231,41 @@ impl Jwt {
         Ok(self.jwks.borrow().as_ref().map(|(s, _)| s.clone()))
     }
 
+    /// The JWKS URL from the issuer's discovery document, fetched once (again on `refresh`: a
+    /// provider that rotates keys may move them).
+    fn discover(&self, o: &Oidc, refresh: bool) -> Result<String, String> {
+        if !refresh && let Some(u) = self.discovered.borrow().as_ref() {
+            return Ok(u.clone());
+        }
+        let doc_url = o.via_upstream(&format!(
+            "{}/.well-known/openid-configuration",
+            o.issuer.trim_end_matches('/')
+        ))?;
+        let resp =
+            http::get(&doc_url).map_err(|e| format!("fetching the discovery document: {e}"))?;
+        if resp.status != 200 {
+            return Err(format!(
+                "fetching the discovery document: status {}",
+                resp.status
+            ));
+        }
+        let doc: Value = serde_json::from_slice(&resp.body)
+            .map_err(|e| format!("the discovery document is not JSON: {e}"))?;
+        // OpenID Connect Discovery §4.3: the document must name the issuer it was asked for.
+        if doc["issuer"].as_str() != Some(o.issuer.as_str()) {
+            return Err(format!(
+                "the discovery document names issuer {}, not {}",
+                doc["issuer"], o.issuer
+            ));
+        }
+        let jwks_uri = doc["jwks_uri"]
+            .as_str()
+            .ok_or("the discovery document has no jwks_uri")?;
+        let url = o.via_upstream(jwks_uri)?;
+        *self.discovered.borrow_mut() = Some(url.clone());
+        Ok(url)
+    }
+
     /// The keys that may check a token of `alg` with key id `kid`: only keys of the algorithm's
     /// own family, so an HMAC token is never checked against a public key.
     fn keys_for(&self, alg: Algorithm, kid: Option<&str>) -> Result<Vec<DecodingKey>, String> {
@@ -215,9 +280,10 @@ impl Jwt {
                 .filter_map(|k| DecodingKey::from_jwk(k).ok())
                 .collect()
         };
-        if self.c.jwks.is_some() || self.c.jwks_url.is_some() {
+        let fetched = self.c.jwks_url.is_some() || self.c.oidc.is_some();
+        if self.c.jwks.is_some() || fetched {
             let mut found = self.jwks(false)?.map(|s| from_set(&s)).unwrap_or_default();
-            if found.is_empty() && kid.is_some() && self.c.jwks_url.is_some() {
+            if found.is_empty() && kid.is_some() && fetched {
                 found = self.jwks(true)?.map(|s| from_set(&s)).unwrap_or_default();
             }
             if found.is_empty() && kid.is_some() && self.pems.is_empty() {
@@ -349,11 +415,28 @@ impl Plugin for Jwt {
         if c.secret.as_ref().is_some_and(|s| s.len() < 16) {
             return Err("`secret` is shorter than 16 bytes: too easy to guess".into());
         }
-        if public && c.public_keys_pem.is_empty() && c.jwks.is_none() && c.jwks_url.is_none() {
+        if public
+            && c.public_keys_pem.is_empty()
+            && c.jwks.is_none()
+            && c.jwks_url.is_none()
+            && c.oidc.is_none()
+        {
             return Err(
-                "a public-key algorithm is accepted but no `public_keys_pem`, `jwks` or `jwks_url` is set"
+                "a public-key algorithm is accepted but no `public_keys_pem`, `jwks`, `jwks_url` or `oidc` is set"
                     .into(),
             );
+        }
+        if c.oidc.is_some() && c.jwks_url.is_some() {
+            return Err("set `oidc` or `jwks_url`, not both: discovery finds the JWKS".into());
+        }
+        let mut c = c;
+        if let Some(o) = &c.oidc {
+            if !o.issuer.starts_with("https://") && !o.issuer.starts_with("http://") {
+                return Err(format!("`oidc.issuer` must be a URL, not `{}`", o.issuer));
+            }
+            if c.issuer.is_none() {
+                c.issuer = Some(vec![o.issuer.clone()]);
+            }
         }
         let pems = c
             .public_keys_pem
@@ -382,6 +465,7 @@ impl Plugin for Jwt {
                 .map(|s| DecodingKey::from_secret(s.as_bytes())),
             pems,
             jwks: RefCell::new(jwks),
+            discovered: RefCell::new(None),
             algorithms,
             c,
         })
@@ -443,6 +527,44 @@ mod tests {
     use super::*;
     use jsonwebtoken::{EncodingKey, Header, encode};
     use wasmgate_plugin_sdk::testing::{self, TestHost, TestRequest};
+
+    #[test]
+    fn discovered_urls_go_through_the_upstream() {
+        let o = Oidc {
+            issuer: "https://login.test/realms/shop".into(),
+            upstream: "idp".into(),
+        };
+        assert_eq!(
+            o.via_upstream("https://login.test/realms/shop/certs?x=1")
+                .as_deref(),
+            Ok("http://idp/realms/shop/certs?x=1")
+        );
+        assert_eq!(
+            o.via_upstream("https://login.test").as_deref(),
+            Ok("http://idp/")
+        );
+        assert!(o.via_upstream("/relative").is_err());
+    }
+
+    #[test]
+    fn a_discovery_document_for_another_issuer_is_refused() {
+        testing::reset();
+        testing::mock_http("http://idp/.well-known/openid-configuration", |_| {
+            Ok(wasmgate_plugin_sdk::http::Incoming {
+                status: 200,
+                headers: vec![],
+                body: br#"{"issuer": "https://evil.test", "jwks_uri": "https://evil.test/k"}"#
+                    .to_vec(),
+            })
+        });
+        let h = TestHost::<Jwt>::new(
+            r#"{"algorithms": ["RS256"], "oidc": {"issuer": "https://login.test", "upstream": "idp"}}"#,
+        )
+        .unwrap();
+        let o = h.plugin().c.oidc.as_ref().unwrap();
+        let err = h.plugin().discover(o, false).unwrap_err();
+        assert!(err.contains("names issuer \"https://evil.test\""), "{err}");
+    }
 
     const SECRET: &str = "a-secret-of-32-bytes-for-hs-256!";
 
