@@ -431,3 +431,29 @@ async fn introspect_checks_opaque_tokens_with_the_authorization_server() {
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(asked(&api), 2, "refused requests never reach the API");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_share_one_cache_through_redis() {
+    let redis = Redis::start().await;
+    let origin = Upstream::echo("origin").await;
+    let config = upstream_block("origin", &[&origin], "")
+        + &format!("[store]\nbackend = \"redis\"\nurl = \"{}\"\n", redis.url())
+        + &plugin_block("cache", "cache", "")
+        + "[[routes]]\nupstream = \"origin\"\nplugins = [\"cache\"]\n";
+    let (one, two) = (Gateway::start(&config).await, Gateway::start(&config).await);
+    // Behind one load balancer: the same Host at both.
+    let host = [("host", "shop.example.test")];
+    let first = get_with(&one.url("/catalog?page=1"), &host).await;
+    assert_eq!(first.header("x-cache"), Some("MISS"));
+    let second = get_with(&two.url("/catalog?page=1"), &host).await;
+    assert_eq!(
+        second.header("x-cache"),
+        Some("HIT"),
+        "the other gateway's entry"
+    );
+    assert_eq!(second.text(), first.text());
+    assert_eq!(
+        origin.requests.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
