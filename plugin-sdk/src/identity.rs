@@ -54,19 +54,43 @@ impl Identity {
 
     /// The identity earlier plugins put on `req`.
     pub fn of(req: &Request) -> Identity {
+        let list = |field| Self::items(req.context_get(field).as_deref(), Self::separators(field));
         Identity {
             consumer: req.context_get("consumer"),
             tier: req.context_get("tier"),
-            groups: Self::items(req.context_get("groups").as_deref(), &[',']),
-            scopes: Self::items(req.context_get("scopes").as_deref(), &[' ']),
-            roles: Self::items(req.context_get("roles").as_deref(), &[',']),
+            groups: list("groups"),
+            scopes: list("scopes"),
+            roles: list("roles"),
             tenant: req.context_get("tenant"),
         }
+    }
+
+    /// One field of the identity on `req`, in one read: its values (none, one, or a list's
+    /// items). `None` when `field` is not one of the identity's fields.
+    pub fn field_of(req: &Request, field: &str) -> Option<Vec<String>> {
+        match field {
+            "consumer" | "tier" | "tenant" => Some(req.context_get(field).into_iter().collect()),
+            "groups" | "scopes" | "roles" => Some(Self::items(
+                req.context_get(field).as_deref(),
+                Self::separators(field),
+            )),
+            _ => None,
+        }
+    }
+
+    /// How a list field is written in the context (the table above).
+    fn separators(field: &str) -> &'static [char] {
+        if field == "scopes" { &[' '] } else { &[','] }
     }
 
     /// Only the consumer earlier plugins put on `req` (one read, where the rest is not needed).
     pub fn consumer_of(req: &Request) -> Option<String> {
         req.context_get("consumer")
+    }
+
+    /// Only the tenant earlier plugins put on `req`.
+    pub fn tenant_of(req: &Request) -> Option<String> {
+        req.context_get("tenant")
     }
 
     /// Puts this identity on `req` for later plugins and phases. Fields left empty are not

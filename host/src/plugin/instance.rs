@@ -8,7 +8,7 @@ use wasmtime::Store;
 use wasmtime::component::{
     Component, ComponentExportIndex, Instance, Resource, ResourceTable, TypedFunc,
 };
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::types::LogEntry;
 use super::bindings::{Action, GUEST, Phases, Plugin as Guest, PluginPre};
@@ -155,10 +155,8 @@ impl Live {
         env: &Arc<Env>,
         config_json: &str,
     ) -> Result<(Live, Phases), CallError> {
-        let mut wasi = WasiCtxBuilder::new();
-        env.grants.apply(&mut wasi);
         let state = HostState {
-            wasi: wasi.build(),
+            wasi: env.grants.wasi_ctx(),
             table: ResourceTable::new(),
             sandbox: Sandbox::new(&env.limits),
             last_error: None,

@@ -12,7 +12,7 @@ mod chain;
 pub mod compile;
 mod error;
 mod exchange;
-pub mod handler;
+mod handler;
 mod idle;
 mod imports;
 mod instance;
@@ -200,7 +200,7 @@ impl PluginHost {
             let handler = match route
                 .handler
                 .as_ref()
-                .zip(route.handler.as_ref().and_then(|h| defs.get(h.get_ref())))
+                .and_then(|h| Some((h, defs.get(h.get_ref())?)))
             {
                 Some((h, (module, env))) => {
                     match Handler::new(route_name.clone(), module, env.clone()).await {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 pub use crate::config::{FailMode, Isolation, OverLimit};
 use crate::store::Store;
@@ -39,7 +39,9 @@ pub struct Grants {
 }
 
 impl Grants {
-    pub fn apply(&self, b: &mut WasiCtxBuilder) {
+    /// The WASI context of a new instance: what these grants open, nothing else.
+    pub fn wasi_ctx(&self) -> WasiCtx {
+        let mut b = WasiCtxBuilder::new();
         b.envs(&self.env);
         if self.stderr {
             b.inherit_stderr();
@@ -48,6 +50,7 @@ impl Grants {
             // Checked at load; a folder that vanished since is simply not offered.
             let _ = b.preopened_dir(host, guest, FsPerms::ReadOnly);
         }
+        b.build()
     }
 }
 

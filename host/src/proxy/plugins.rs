@@ -261,6 +261,10 @@ async fn read_upto(mut body: ResponseBody, limit: usize) -> Result<Upto, BoxErro
             return Ok(Upto::Over(ResponseBody::boxed(whole.boxed_unsync())));
         }
     }
+    // A body that came in one frame (the usual small one) is kept as it came, not copied.
+    if read.len() == 1 {
+        return Ok(Upto::Whole(read.swap_remove(0)));
+    }
     let mut out = bytes::BytesMut::with_capacity(len);
     for d in read {
         out.extend_from_slice(&d);

@@ -129,7 +129,7 @@ fn freshness(cache_control: Option<&str>) -> Option<Option<u64>> {
 }
 
 impl Cache {
-    fn key(&self, req: &Request) -> String {
+    fn key(&self, req: &Request, method: &str, path: &str) -> String {
         let mut query: Vec<&str> = Vec::new();
         let q = req.query().unwrap_or_default();
         for pair in q.split('&').filter(|p| !p.is_empty()) {
@@ -140,10 +140,8 @@ impl Cache {
         }
         query.sort_unstable();
         let mut key = format!(
-            "e:{} {}{}?{}",
-            req.method(),
+            "e:{method} {}{path}?{}",
             req.authority().to_ascii_lowercase(),
-            req.path(),
             query.join("&")
         );
         for h in &self.0.key_headers {
@@ -155,17 +153,15 @@ impl Cache {
         key
     }
 
-    fn bypassed(&self, req: &Request) -> bool {
-        let method = req.method();
+    fn bypassed(&self, req: &Request, method: &str, path: &str) -> bool {
         if !self
             .0
             .methods
             .iter()
-            .any(|m| m.eq_ignore_ascii_case(&method))
+            .any(|m| m.eq_ignore_ascii_case(method))
         {
             return true;
         }
-        let path = req.path();
         if self
             .0
             .bypass
@@ -227,10 +223,10 @@ impl Cache {
     }
 
     /// `meta`'s response as an answer.
-    fn answer(meta: &Meta, body: Vec<u8>, x_cache: &str) -> Action {
+    fn answer(meta: Meta, body: Vec<u8>, x_cache: &str) -> Action {
         let age = clock::wall_ms().saturating_sub(meta.at) / 1000;
         let mut a = Answer::new(meta.status).body(body);
-        a.headers = meta.headers.clone();
+        a.headers = meta.headers;
         a.header("age", &age.to_string())
             .header("x-cache", x_cache)
             .into()
@@ -270,15 +266,16 @@ impl Plugin for Cache {
         if self.0.purge {
             return self.purge(req);
         }
-        let found = if self.bypassed(req) {
+        let (method, path) = (req.method(), req.path());
+        let found = if self.bypassed(req, &method, &path) {
             Found::Bypass
         } else {
-            let key = self.key(req);
+            let key = self.key(req, &method, &path);
             match self.lookup(req, &key) {
                 Ok(Some((meta, body))) => {
                     let age = clock::wall_ms().saturating_sub(meta.at);
                     if age < meta.fresh {
-                        return Self::answer(&meta, body, "HIT");
+                        return Self::answer(meta, body, "HIT");
                     }
                     Found::Stale(key)
                 }
@@ -305,7 +302,7 @@ impl Plugin for Cache {
                         "upstream answered {}: serving a stale entry",
                         resp.status()
                     ));
-                    return Self::answer(&meta, body.to_vec(), "STALE");
+                    return Self::answer(meta, body.to_vec(), "STALE");
                 }
                 "MISS"
             }

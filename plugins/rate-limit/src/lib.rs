@@ -191,7 +191,7 @@ impl RateLimit {
                 .unwrap_or_else(|| format!("ip:{}", req.client_ip())),
             By::Ip => format!("ip:{}", req.client_ip()),
             By::Route => "all".to_string(),
-            By::Tenant => format!("t:{}", Identity::of(req).tenant.unwrap_or_default()),
+            By::Tenant => format!("t:{}", Identity::tenant_of(req).unwrap_or_default()),
             By::Header(h) => format!("h:{}", req.header(h).unwrap_or_default()),
         };
         match self.scope {

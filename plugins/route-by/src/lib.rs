@@ -50,7 +50,8 @@ struct ConditionConfig {
     header: Option<String>,
     query: Option<String>,
     param: Option<String>,
-    /// `consumer`, `tier`, `groups`, `scopes` or `roles`: a list matches when one item does.
+    /// `consumer`, `tier`, `groups`, `scopes`, `roles` or `tenant`: a list matches when one
+    /// item does.
     identity: Option<String>,
     /// A field of a JSON body: `$.order.type`, `order.items[0].sku`.
     json: Option<String>,
@@ -95,7 +96,7 @@ pub struct RouteBy {
     reads_body: bool,
 }
 
-const IDENTITY_FIELDS: [&str; 5] = ["consumer", "tier", "groups", "scopes", "roles"];
+const IDENTITY_FIELDS: [&str; 6] = ["consumer", "tier", "groups", "scopes", "roles", "tenant"];
 
 impl Condition {
     fn new(c: ConditionConfig, rule: usize) -> Result<Condition, String> {
@@ -209,16 +210,7 @@ impl RouteBy {
             Source::Header(h) => req.header_all(h),
             Source::Query(q) => req.query_param(q).into_iter().collect(),
             Source::Param(p) => req.path_param(p).into_iter().collect(),
-            Source::Identity(field) => {
-                let id = Identity::of(req);
-                match field.as_str() {
-                    "consumer" => id.consumer.into_iter().collect(),
-                    "tier" => id.tier.into_iter().collect(),
-                    "groups" => id.groups,
-                    "scopes" => id.scopes,
-                    _ => id.roles,
-                }
-            }
+            Source::Identity(field) => Identity::field_of(req, field).unwrap_or_default(),
             Source::Json(pointer) => match body {
                 Body::Json(v) => match v.pointer(pointer) {
                     None | Some(Value::Null) => Vec::new(),

@@ -61,7 +61,7 @@ impl Tenant {
                 .map_or(a.clone(), |(h, _)| h.to_string())
         };
         match source {
-            Source::Identity => Identity::of(req).tenant,
+            Source::Identity => Identity::tenant_of(req),
             Source::Header(h) => req.header(h).filter(|v| !v.is_empty()),
             Source::Subdomain => {
                 let h = host();
@@ -152,7 +152,11 @@ impl Plugin for Tenant {
             Ok(t) => t,
             Err(answer) => return answer.into(),
         };
-        req.context_set("tenant", &tenant);
+        Identity {
+            tenant: Some(tenant.clone()),
+            ..Identity::default()
+        }
+        .set_on(req);
         let Some(t) = self.tenants.get(&tenant) else {
             return Action::Continue;
         };

@@ -16,7 +16,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use tokio::sync::oneshot;
 use wasmtime::Store;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -204,10 +204,8 @@ impl Handler {
     }
 
     async fn start(&self) -> Result<Warm, Failure> {
-        let mut wasi = WasiCtxBuilder::new();
-        self.env.grants.apply(&mut wasi);
         let state = HandlerState {
-            wasi: wasi.build(),
+            wasi: self.env.grants.wasi_ctx(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             sandbox: Sandbox::new(&self.env.limits),
