@@ -35,6 +35,14 @@ export const kv = {
   delete: (key) => kvCall(() => hostKv.delete(key)),
   /** Adds `delta` atomically; a missing key counts as 0 and gets `ttlS` when created. */
   incr: (key, delta = 1, ttlS) => Number(kvCall(() => hostKv.incr(key, BigInt(delta), ms(ttlS)))),
+  /**
+   * Sets `key` to `value` only if it holds `expected` now (null: only if missing), atomically for
+   * every gateway on the store; false when another request changed it first (read and retry).
+   */
+  compareAndSwap: (key, expected, value, ttlS) =>
+    kvCall(() =>
+      hostKv.compareAndSwap(key, expected === null || expected === undefined ? undefined : toBytes(expected), toBytes(value), ms(ttlS)),
+    ),
   /** `incr` on this gateway's own in-process store: a fallback when the shared one is down. */
   localIncr: (key, delta = 1, ttlS) => Number(hostKv.localIncr(key, BigInt(delta), ms(ttlS))),
 };

@@ -108,6 +108,21 @@ pub mod kv {
         with_host(|h| h.kv_incr(key, delta, ms(ttl)))
     }
 
+    /// Sets `key` to `new` only if it holds `expected` now (`None`: only if it is missing),
+    /// atomically for every gateway sharing the backend; `Ok(false)` when another request
+    /// changed it first: read it again and retry. For state a counter cannot hold.
+    pub fn compare_and_swap(
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, Error> {
+        #[cfg(target_arch = "wasm32")]
+        return wit::kv::compare_and_swap(key, expected, new, ms(ttl));
+        #[cfg(not(target_arch = "wasm32"))]
+        with_host(|h| h.kv_compare_and_swap(key, expected, new, ms(ttl)))
+    }
+
     /// [`incr`] on the gateway's own in-process store, whatever the shared backend is: a
     /// fallback when that backend is unavailable (counts are then per gateway instance). The
     /// test host keeps these counters apart from the shared ones.

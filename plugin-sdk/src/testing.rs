@@ -407,6 +407,22 @@ impl FakeHost {
         Ok(())
     }
 
+    pub fn kv_compare_and_swap(
+        &mut self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        ttl: Option<u64>,
+    ) -> Result<bool, KvError> {
+        self.up()?;
+        let now = self.live(key).map(|(v, _)| v.as_slice());
+        if now != expected {
+            return Ok(false);
+        }
+        self.kv_set(key, new, ttl)?;
+        Ok(true)
+    }
+
     pub fn local_incr(&mut self, key: &str, delta: i64, ttl: Option<u64>) -> i64 {
         let down = std::mem::replace(&mut self.kv_down, false);
         let shared = std::mem::replace(&mut self.kv, std::mem::take(&mut self.local));

@@ -56,6 +56,12 @@ async fn conformance(file: &str, language: &str) {
         "{language}: {m}"
     );
 
+    // kv.compare-and-swap: the first claim wins, a later one sees it taken.
+    for (value, claimed) in [("first", "yes"), ("second", "no")] {
+        let r = get_with(&url, &[("x-claim", value)]).await;
+        assert_eq!(r.header("x-claimed"), Some(claimed), "{language}: {value}");
+    }
+
     // An exception in a phase: the fail mode's answer (closed: 500), the exception's text in
     // the log, and the next request served by a fresh instance.
     let r = get_with(&url, &[("x-raise", &format!("boom-{language}"))]).await;

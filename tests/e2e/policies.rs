@@ -601,9 +601,18 @@ async fn rate_limit_and_request_id_refuse_bad_configs() {
     let err = check_refuses(&one_route(
         &a,
         &["rate-limit"],
-        r#"{ name = "rate-limit", config = { limit = 5, algorithm = "token_bucket" } }"#,
+        r#"{ name = "rate-limit", config = { limit = 5, algorithm = "leaky" } }"#,
     ));
-    assert!(err.contains("unknown variant `token_bucket`"), "{err}");
+    assert!(err.contains("unknown variant `leaky`"), "{err}");
+    let err = check_refuses(&one_route(
+        &a,
+        &["rate-limit"],
+        r#"{ name = "rate-limit", config = { limit = 5, burst = 10 } }"#,
+    ));
+    assert!(
+        err.contains("`burst` needs `algorithm = \"gcra\"`"),
+        "{err}"
+    );
     // A wrong value names its key and drops the JSON position the user never wrote.
     let err = check_refuses(&one_route(
         &a,
@@ -694,4 +703,43 @@ async fn plan_quotas_hold_across_routes_and_gateways() {
         .is_some(),
         "{scrape}"
     );
+}
+
+/// A token bucket (GCRA) shared by two gateways through Redis: a burst of concurrent requests
+/// from both gets exactly the bucket's size through, per plan, and the rest a 429 naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_bucket_holds_its_burst_across_gateways() {
+    let redis = Redis::start().await;
+    let a = Upstream::echo("a").await;
+    let config = limited(
+        &a,
+        &redis_store(&redis),
+        r#"{ limit = 1, window_s = 3600, algorithm = "gcra", tiers = { free = { limit = 1, burst = 4 }, premium = { limit = 1, burst = 7 } } }"#,
+    );
+    let (one, two) = (Gateway::start(&config).await, Gateway::start(&config).await);
+    for (user, tier, burst) in [("eve", "free", 4), ("pia", "premium", 7)] {
+        let answers = futures_util::future::join_all((0..16).map(|i| {
+            let gw = if i % 2 == 0 { &one } else { &two };
+            as_user(gw, user, tier)
+        }))
+        .await;
+        let allowed = answers.iter().filter(|r| r.status == 200).count();
+        let refused: Vec<_> = answers.iter().filter(|r| r.status == 429).collect();
+        assert_eq!((allowed, refused.len()), (burst, 16 - burst), "{user}");
+        let policy = format!("1;w=3600;burst={burst}");
+        assert_eq!(refused[0].header("ratelimit-policy"), Some(policy.as_str()));
+        // The next request is one interval (an hour) away, less what has passed.
+        let retry: u64 = refused[0]
+            .header("retry-after")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        assert!((3590..=3601).contains(&retry), "retry-after {retry}");
+        assert!(
+            refused[0]
+                .text()
+                .contains(&format!("(burst {burst}) of plan `{tier}` reached")),
+            "{}",
+            refused[0].text()
+        );
+    }
 }

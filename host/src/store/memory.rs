@@ -87,6 +87,38 @@ impl MemoryStore {
         Ok(result)
     }
 
+    /// Sets `key` to `new` if it holds `expected` (`None`: if it is missing or expired).
+    pub fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> bool {
+        let now = Instant::now();
+        let slot = Slot {
+            value: new,
+            expires: ttl.map(|t| now + t),
+        };
+        let swapped = match self.map.entry(key.to_string()) {
+            Entry::Occupied(mut e) => {
+                let held = e.get().live(now).then_some(e.get().value.as_slice());
+                if held != expected {
+                    return false;
+                }
+                e.insert(slot);
+                true
+            }
+            Entry::Vacant(e) if expected.is_none() => {
+                e.insert(slot);
+                true
+            }
+            Entry::Vacant(_) => false,
+        };
+        self.wrote();
+        swapped
+    }
+
     fn wrote(&self) {
         if self.writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             let now = Instant::now();
@@ -120,5 +152,19 @@ mod tests {
         assert_eq!(s.incr("ttl", 1, None).ok(), Some(1));
         s.delete("a");
         assert_eq!(s.get("a"), None);
+    }
+
+    #[test]
+    fn compare_and_swap_sets_only_over_the_expected_value() {
+        let s = MemoryStore::default();
+        assert!(s.compare_and_swap("k", None, b"1".to_vec(), None));
+        assert!(!s.compare_and_swap("k", None, b"2".to_vec(), None));
+        assert!(!s.compare_and_swap("k", Some(b"0"), b"2".to_vec(), None));
+        assert!(s.compare_and_swap("k", Some(b"1"), b"2".to_vec(), None));
+        assert_eq!(s.get("k"), Some(b"2".to_vec()));
+        assert!(!s.compare_and_swap("gone", Some(b"1"), b"2".to_vec(), None));
+        s.set("old", b"1".to_vec(), Some(Duration::from_millis(1)));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(s.compare_and_swap("old", None, b"3".to_vec(), None));
     }
 }

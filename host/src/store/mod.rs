@@ -78,4 +78,18 @@ impl Store {
             Store::Redis(r) => r.incr(key, delta, ttl).await,
         }
     }
+
+    /// Sets `key` to `new` if it holds `expected` (`None`: if it is missing); whether it did.
+    pub async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.compare_and_swap(key, expected, new, ttl)),
+            Store::Redis(r) => r.compare_and_swap(key, expected, new, ttl).await,
+        }
+    }
 }

@@ -16,6 +16,7 @@ pub struct RedisStore {
     timeout: Duration,
     prefix: String,
     incr: redis::Script,
+    cas: redis::Script,
     breaker: Breaker,
 }
 
@@ -81,6 +82,22 @@ if ARGV[2] ~= '' and redis.call('PTTL', KEYS[1]) == -1 then
 end
 return v";
 
+/// SET when the key holds ARGV[2] (ARGV[1] = '1') or is missing (ARGV[1] = '0'), with a TTL
+/// in ms when ARGV[4] is not empty; 1 when it set.
+const CAS: &str = r"
+local v = redis.call('GET', KEYS[1])
+if ARGV[1] == '0' then
+  if v then return 0 end
+elseif v ~= ARGV[2] then
+  return 0
+end
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+else
+  redis.call('SET', KEYS[1], ARGV[3])
+end
+return 1";
+
 impl RedisStore {
     /// Sets up `pool_size` connections to `url`; none is opened before its first use.
     pub fn new(
@@ -106,6 +123,7 @@ impl RedisStore {
             timeout,
             prefix: prefix.to_string(),
             incr: redis::Script::new(INCR),
+            cas: redis::Script::new(CAS),
             breaker: Breaker {
                 start: Instant::now(),
                 open_until: AtomicU64::new(0),
@@ -198,6 +216,24 @@ impl RedisStore {
             .arg(ttl.map_or_else(String::new, |t| millis(t).to_string()));
         self.run(async move { inv.invoke_async(&mut c).await })
             .await
+    }
+
+    pub async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let mut c = self.conn();
+        let mut inv = self.cas.key(self.key(key));
+        inv.arg(if expected.is_some() { "1" } else { "0" })
+            .arg(expected.unwrap_or_default())
+            .arg(new)
+            .arg(ttl.map_or_else(String::new, |t| millis(t).to_string()));
+        self.run(async move { inv.invoke_async::<i64>(&mut c).await })
+            .await
+            .map(|set| set == 1)
     }
 }
 

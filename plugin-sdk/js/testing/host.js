@@ -67,6 +67,13 @@ export function incr(key, delta) {
   return add(state.kv, key, delta);
 }
 export const localIncr = (key, delta) => add(state.local, key, delta);
+const same = (a, b) => (a === undefined ? b === undefined : b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]));
+export function compareAndSwap(key, expected, value) {
+  up();
+  if (!same(expected, state.kv.get(key))) return false;
+  state.kv.set(key, new Uint8Array(value));
+  return true;
+}
 
 // http-client
 export function send(req) {

@@ -177,6 +177,14 @@ def local_incr(key, delta, ttl_ms):
     return _incr(state.local, key, delta)
 
 
+def kv_compare_and_swap(key, expected, value, ttl_ms):
+    _up()
+    if state.kv.get(key) != (None if expected is None else bytes(expected)):
+        return False
+    state.kv[key] = bytes(value)
+    return True
+
+
 @dataclass
 class Outgoing:
     method: str
@@ -268,6 +276,7 @@ def install():
         set=kv_set,
         delete=kv_delete,
         incr=kv_incr,
+        compare_and_swap=kv_compare_and_swap,
         local_incr=local_incr,
     )
     imports.http_client = _module(

@@ -48,6 +48,14 @@ def incr(key, delta=1, ttl_s=None):
     return _call(_kv.incr, key, delta, _ms(ttl_s))
 
 
+def compare_and_swap(key, expected, value, ttl_s=None):
+    """Sets `key` to `value` only if it holds `expected` now (None: only if missing), atomically
+    for every gateway on the store; False when another request changed it first (read, retry)."""
+    as_bytes = lambda v: v.encode("utf-8") if isinstance(v, str) else bytes(v)
+    old = None if expected is None else as_bytes(expected)
+    return _call(_kv.compare_and_swap, key, old, as_bytes(value), _ms(ttl_s))
+
+
 def local_incr(key, delta=1, ttl_s=None):
     """`incr` on this gateway's own in-process store: a fallback when the shared one is down."""
     return _kv.local_incr(key, delta, _ms(ttl_s))

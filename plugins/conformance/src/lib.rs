@@ -57,6 +57,14 @@ impl Plugin for Conformance {
                 return Answer::problem(500, &e).into();
             }
         }
+        // The first value claimed under `claim` wins: kv.compare-and-swap from a missing key.
+        if let Some(v) = req.header("x-claim") {
+            let won = kv::compare_and_swap("claim", None, v.as_bytes(), None);
+            req.context_set(
+                "claimed",
+                if matches!(won, Ok(true)) { "yes" } else { "no" },
+            );
+        }
         if !self.counter.is_empty() {
             match kv::incr(&self.counter, 1, None) {
                 Ok(n) => {
@@ -74,6 +82,9 @@ impl Plugin for Conformance {
         let mut result = Ok(());
         for (name, value) in &self.response_headers {
             result = result.and_then(|()| resp.set_header(name, value));
+        }
+        if let Some(claimed) = req.context_get("claimed") {
+            result = result.and_then(|()| resp.set_header("x-claimed", &claimed));
         }
         if let Some(count) = req.context_get("count") {
             result = result.and_then(|()| resp.set_header("x-count", &count));

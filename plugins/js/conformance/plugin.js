@@ -27,6 +27,9 @@ class Conformance extends Plugin {
       return Answer.problem(403, `denied by the ${LANGUAGE} plugin`);
     }
     for (const [name, value] of Object.entries(this.request_headers)) req.setHeader(name, value);
+    // The first value claimed under `claim` wins: kv.compareAndSwap from a missing key.
+    const claim = req.header("x-claim");
+    if (claim !== undefined) req.contextSet("claimed", kv.compareAndSwap("claim", null, claim) ? "yes" : "no");
     if (this.counter) {
       const n = kv.incr(this.counter);
       req.contextSet("count", n);
@@ -37,6 +40,8 @@ class Conformance extends Plugin {
 
   onResponseHeaders(req, resp) {
     for (const [name, value] of Object.entries(this.response_headers)) resp.setHeader(name, value);
+    const claimed = req.contextGet("claimed");
+    if (claimed !== undefined) resp.setHeader("x-claimed", claimed);
     const count = req.contextGet("count");
     if (count !== undefined) resp.setHeader("x-count", count);
     resp.setHeader("x-plugin-language", LANGUAGE);

@@ -32,6 +32,17 @@ test("edits both ways and counts", () => {
   assert.ok(logs().some(([level, m]) => level === "info" && m === "request 2"));
 });
 
+test("the first claim wins (kv.compareAndSwap)", () => {
+  const h = new TestHost();
+  for (const [value, claimed] of [["first", "yes"], ["second", "no"]]) {
+    const req = new TestRequest("GET", "/", { "x-claim": value });
+    h.requestHeaders(req);
+    const resp = new TestResponse(200);
+    h.responseHeaders(req, resp);
+    assert.equal(resp.header("x-claimed"), claimed);
+  }
+});
+
 test("reports only the phases it implements", () => {
   assert.deepEqual(new TestHost().phases, { requestHeaders: true, responseHeaders: true });
 });

@@ -38,6 +38,11 @@ class Conformance(wg.Plugin):
             return wg.Answer.problem(403, f"denied by the {LANGUAGE} plugin")
         for name, value in self.request_headers.items():
             req.set_header(name, value)
+        # The first value claimed under `claim` wins: kv.compare_and_swap from a missing key.
+        claim = req.header("x-claim")
+        if claim is not None:
+            won = wg.kv.compare_and_swap("claim", None, claim)
+            req.context_set("claimed", "yes" if won else "no")
         if self.counter:
             n = wg.kv.incr(self.counter)
             req.context_set("count", n)
@@ -47,6 +52,9 @@ class Conformance(wg.Plugin):
     def on_response_headers(self, req, resp):
         for name, value in self.response_headers.items():
             resp.set_header(name, value)
+        claimed = req.context_get("claimed")
+        if claimed is not None:
+            resp.set_header("x-claimed", claimed)
         count = req.context_get("count")
         if count is not None:
             resp.set_header("x-count", count)

@@ -45,6 +45,15 @@ class Conformance(unittest.TestCase):
         self.assertEqual(metrics()["requests"], 2)
         self.assertIn(("info", "request 2"), logs())
 
+    def test_the_first_claim_wins(self):
+        h = TestHost()
+        for value, claimed in (("first", "yes"), ("second", "no")):
+            req = TestRequest("GET", "/", {"x-claim": value})
+            h.request_headers(req)
+            resp = TestResponse(200)
+            h.response_headers(req, resp)
+            self.assertEqual(resp.header("x-claimed"), claimed)
+
     def test_reports_only_the_phases_it_implements(self):
         phases = TestHost().phases
         self.assertTrue(phases & type(phases).REQUEST_HEADERS)

@@ -23,6 +23,11 @@ pub enum Algorithm {
     SlidingWindow,
     /// Plain counting per window aligned to the clock: exact, resets at each window's start.
     FixedWindow,
+    /// The generic cell rate algorithm, a token bucket: `limit` per `window_s` on average,
+    /// refilled continuously, up to `burst` at once. One stored time per caller, updated with
+    /// `kv.compare-and-swap` so gateways sharing a store enforce one bucket.
+    #[serde(alias = "token_bucket")]
+    Gcra,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
@@ -64,6 +69,8 @@ pub enum Scope {
 #[serde(deny_unknown_fields)]
 pub struct Limit {
     limit: u64,
+    /// Requests a full bucket lets through at once (`algorithm = "gcra"`); `limit` by default.
+    burst: Option<u64>,
     /// Requests per UTC day, on top of the window limit.
     quota_per_day: Option<u64>,
     /// Requests per calendar month (UTC).
@@ -76,6 +83,7 @@ pub struct RateLimit {
     limit: u64,
     #[serde(default = "minute")]
     window_s: u64,
+    burst: Option<u64>,
     quota_per_day: Option<u64>,
     quota_per_month: Option<u64>,
     #[serde(default = "by_consumer")]
@@ -129,7 +137,22 @@ pub struct Decision {
     by_quota: bool,
     /// The consumer's plan (tier), when limits came from one.
     plan: Option<String>,
+    /// The bucket's rate (per window) and size, with `algorithm = "gcra"`.
+    burst: Option<(u64, u64)>,
 }
+
+/// What the window (or bucket) said about one request.
+struct Window {
+    allowed: bool,
+    remaining: u64,
+    /// Seconds until the window resets; for a bucket, until it is full again (allowed) or
+    /// until it lets the next request through (refused).
+    reset_s: u64,
+}
+
+/// Attempts at a bucket's compare-and-swap before a request counts as refused: each failure
+/// means another request changed the bucket between the read and the write.
+const CAS_TRIES: usize = 8;
 
 #[derive(Debug, PartialEq, Eq, serde::Serialize, Deserialize, Clone)]
 pub struct QuotaUse {
@@ -208,6 +231,7 @@ impl RateLimit {
             None => (
                 Limit {
                     limit: self.limit,
+                    burst: self.burst,
                     quota_per_day: self.quota_per_day,
                     quota_per_month: self.quota_per_month,
                 },
@@ -254,10 +278,6 @@ impl RateLimit {
         let id = self.identity(req);
         let (lim, plan) = self.limits(req);
         let now = clock::wall_ms();
-        let window_ms = self.window_s * 1000;
-        let slot = now / window_ms;
-        let elapsed = now % window_ms;
-        let reset_s = (window_ms - elapsed).div_ceil(1000);
 
         // Quotas first: a request over any of them is refused and counted in none.
         let (month, month_left_ms) = month_of(now);
@@ -301,6 +321,7 @@ impl RateLimit {
                     quota: Some(q),
                     by_quota: true,
                     plan,
+                    burst: None,
                 });
             }
             if tightest.as_ref().is_none_or(|t| q.remaining < t.remaining) {
@@ -308,16 +329,47 @@ impl RateLimit {
             }
         }
 
-        let key = format!("{id}:w{}:{slot}", self.window_s);
-        let current = match self.count(&key, Duration::from_millis(window_ms * 2)) {
-            Ok(n) => n,
+        let w = match self.algorithm {
+            Algorithm::Gcra => self.bucket(&id, &lim, now),
+            _ => self.window(&id, &lim, now),
+        };
+        let w = match w {
+            Ok(w) => w,
             Err(action) => {
                 counted.iter().for_each(|k| self.uncount(k));
                 return Err(action);
             }
         };
+        if !w.allowed {
+            // A refused request uses up neither the window nor the quotas.
+            counted.iter().for_each(|k| self.uncount(k));
+            if let Some(q) = tightest.as_mut() {
+                q.remaining += 1;
+            }
+        }
+        let burst = (self.algorithm == Algorithm::Gcra).then(|| lim.burst.unwrap_or(lim.limit));
+        Ok(Decision {
+            allowed: w.allowed,
+            // A bucket's remaining counts requests it lets through at once: out of `burst`.
+            limit: burst.unwrap_or(lim.limit),
+            remaining: w.remaining,
+            reset_s: w.reset_s,
+            window_s: self.window_s,
+            quota: tightest,
+            by_quota: false,
+            plan,
+            burst: burst.map(|b| (lim.limit, b)),
+        })
+    }
+
+    /// The sliding or fixed window: one counter per window (and a read of the previous one).
+    fn window(&self, id: &str, lim: &Limit, now: u64) -> Result<Window, Action> {
+        let window_ms = self.window_s * 1000;
+        let slot = now / window_ms;
+        let elapsed = now % window_ms;
+        let key = format!("{id}:w{}:{slot}", self.window_s);
+        let current = self.count(&key, Duration::from_millis(window_ms * 2))?;
         let used = match self.algorithm {
-            Algorithm::FixedWindow => current,
             Algorithm::SlidingWindow => {
                 let prev_key = format!("{id}:w{}:{}", self.window_s, slot.saturating_sub(1));
                 let previous = kv::get(&prev_key)
@@ -327,26 +379,154 @@ impl RateLimit {
                     .unwrap_or(0);
                 sliding_estimate(previous, current, window_ms, elapsed)
             }
+            _ => current,
         };
         let allowed = used <= lim.limit;
         if !allowed {
-            // A refused request uses up neither the window nor the quotas.
             self.uncount(&key);
-            counted.iter().for_each(|k| self.uncount(k));
-            if let Some(q) = tightest.as_mut() {
-                q.remaining += 1;
+        }
+        Ok(Window {
+            allowed,
+            remaining: lim.limit.saturating_sub(used),
+            reset_s: (window_ms - elapsed).div_ceil(1000),
+        })
+    }
+
+    /// The token bucket (GCRA): the key holds the theoretical arrival time (TAT) in µs; a
+    /// request is let through when moving the TAT one interval on stays within `burst`
+    /// intervals of now. When the store is down, `local` counts in fixed windows per gateway.
+    fn bucket(&self, id: &str, lim: &Limit, now_ms: u64) -> Result<Window, Action> {
+        let key = format!("{id}:g{}", self.window_s);
+        let burst = lim.burst.unwrap_or(lim.limit);
+        let gcra = Gcra::new(self.window_s, lim.limit, burst);
+        for attempt in 0..CAS_TRIES {
+            // A retry reads the clock again: the time has moved on with the bucket.
+            let now_ms = if attempt == 0 {
+                now_ms
+            } else {
+                clock::wall_ms()
+            };
+            let now = now_ms.saturating_mul(1000);
+            let held = match kv::get(&key) {
+                Ok(v) => v,
+                Err(e) => return self.bucket_store_down(e, id, lim, now_ms),
+            };
+            let tat = held
+                .as_deref()
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
+            let Some(next) = gcra.admit(tat, now) else {
+                return Ok(Window {
+                    allowed: false,
+                    remaining: 0,
+                    reset_s: gcra.wait_us(tat.unwrap_or(now), now).div_ceil(1_000_000),
+                });
+            };
+            // The key outlives the time the bucket needs to fill up again by a second.
+            let ttl = Duration::from_micros(next - now) + Duration::from_secs(1);
+            match kv::compare_and_swap(
+                &key,
+                held.as_deref(),
+                next.to_string().as_bytes(),
+                Some(ttl),
+            ) {
+                Ok(true) => {
+                    return Ok(Window {
+                        allowed: true,
+                        remaining: gcra.remaining(next, now),
+                        reset_s: (next - now).div_ceil(1_000_000),
+                    });
+                }
+                Ok(false) => continue,
+                Err(e) => return self.bucket_store_down(e, id, lim, now_ms),
             }
         }
-        Ok(Decision {
-            allowed,
-            limit: lim.limit,
-            remaining: lim.limit.saturating_sub(used),
-            reset_s,
-            window_s: self.window_s,
-            quota: tightest,
-            by_quota: false,
-            plan,
+        metrics::counter_add("bucket_contended", 1, &[]);
+        Ok(Window {
+            allowed: false,
+            remaining: 0,
+            reset_s: 1,
         })
+    }
+
+    fn bucket_store_down(
+        &self,
+        e: kv::Error,
+        id: &str,
+        lim: &Limit,
+        now_ms: u64,
+    ) -> Result<Window, Action> {
+        let kv::Error::Unavailable(reason) = e else {
+            metrics::counter_add("counter_invalid", 1, &[]);
+            log::error(&format!("bucket {id} is unusable ({e:?}); not limited"));
+            return Err(Action::Continue);
+        };
+        metrics::counter_add("store_unavailable", 1, &[]);
+        match self.on_store_down {
+            OnStoreDown::Local => {
+                log::warn(&format!("store unavailable ({reason}); counting locally"));
+                let window_ms = self.window_s * 1000;
+                let key = format!("{id}:w{}:{}", self.window_s, now_ms / window_ms);
+                let ttl = Some(Duration::from_millis(window_ms * 2));
+                let used = u64::try_from(kv::local_incr(&key, 1, ttl)).unwrap_or(0);
+                Ok(Window {
+                    allowed: used <= lim.limit,
+                    remaining: lim.limit.saturating_sub(used),
+                    reset_s: (window_ms - now_ms % window_ms).div_ceil(1000),
+                })
+            }
+            OnStoreDown::Allow => Err(Action::Continue),
+            OnStoreDown::Deny => Err(Answer::problem(503, "rate limiting is unavailable").into()),
+        }
+    }
+}
+
+/// The arithmetic of the generic cell rate algorithm, in µs.
+#[derive(Debug, Clone, Copy)]
+pub struct Gcra {
+    /// The time one request uses up: the window over the limit.
+    interval: u64,
+    /// How far ahead of now the TAT may run: `burst` intervals, plus the tolerance.
+    capacity: u64,
+}
+
+/// How early a request may come: concurrent requests (and gateways) read their clocks a little
+/// apart, and one that read it a millisecond before the bucket's last update must not find it
+/// a millisecond short of a full interval. Under half an interval, so never a request more.
+const SKEW_US: u64 = 100_000;
+
+impl Gcra {
+    pub fn new(window_s: u64, limit: u64, burst: u64) -> Gcra {
+        let interval = (window_s.saturating_mul(1_000_000) / limit.max(1)).max(1);
+        Gcra {
+            interval,
+            capacity: interval.saturating_mul(burst) + SKEW_US.min(interval / 2),
+        }
+    }
+
+    /// The new TAT when a request at `now` is let through; `None` when it is refused.
+    pub fn admit(&self, tat: Option<u64>, now: u64) -> Option<u64> {
+        let next = tat.unwrap_or(now).max(now) + self.interval;
+        (next - now <= self.capacity).then_some(next)
+    }
+
+    /// Requests the bucket still lets through at once after the TAT moved to `tat`.
+    pub fn remaining(&self, tat: u64, now: u64) -> u64 {
+        self.capacity.saturating_sub(tat.saturating_sub(now)) / self.interval
+    }
+
+    /// µs from `now` until a request would be let through.
+    pub fn wait_us(&self, tat: u64, now: u64) -> u64 {
+        (tat + self.interval)
+            .saturating_sub(self.capacity)
+            .saturating_sub(now)
+    }
+}
+
+/// `RateLimit-Policy`: the window's limit, or the bucket's rate with its burst.
+fn policy(d: &Decision) -> String {
+    match d.burst {
+        Some((rate, b)) => format!("{};w={};burst={b}", rate, d.window_s),
+        None => format!("{};w={}", d.limit, d.window_s),
     }
 }
 
@@ -355,7 +535,7 @@ fn headers(d: &Decision) -> Vec<(&'static str, String)> {
         ("ratelimit-limit", d.limit.to_string()),
         ("ratelimit-remaining", d.remaining.to_string()),
         ("ratelimit-reset", d.reset_s.to_string()),
-        ("ratelimit-policy", format!("{};w={}", d.limit, d.window_s)),
+        ("ratelimit-policy", policy(d)),
         ("x-ratelimit-limit", d.limit.to_string()),
         ("x-ratelimit-remaining", d.remaining.to_string()),
         ("x-ratelimit-reset", d.reset_s.to_string()),
@@ -378,6 +558,13 @@ impl Plugin for RateLimit {
         }
         if c.limit == 0 || c.tiers.values().any(|t| t.limit == 0) {
             return Err("a limit of 0 refuses everything; use the deny plugin for that".into());
+        }
+        let bursts = std::iter::once(c.burst).chain(c.tiers.values().map(|t| t.burst));
+        if bursts.clone().any(|b| b == Some(0)) {
+            return Err("`burst` must be at least 1".into());
+        }
+        if c.algorithm != Algorithm::Gcra && bursts.clone().any(|b| b.is_some()) {
+            return Err("`burst` needs `algorithm = \"gcra\"` (a token bucket)".into());
         }
         if let By::Header(h) = &c.by
             && h.is_empty()
@@ -417,10 +604,16 @@ impl Plugin for RateLimit {
                 },
                 q.limit
             ),
-            _ => format!(
-                "limit of {} requests per {} s of plan `{plan}` reached",
-                d.limit, self.window_s
-            ),
+            _ => match d.burst {
+                Some((rate, burst)) => format!(
+                    "rate of {rate} requests per {} s (burst {burst}) of plan `{plan}` reached",
+                    self.window_s
+                ),
+                None => format!(
+                    "limit of {} requests per {} s of plan `{plan}` reached",
+                    d.limit, self.window_s
+                ),
+            },
         };
         let mut a = Answer::problem(429, &detail).header("retry-after", &d.reset_s.to_string());
         for (k, v) in headers(&d) {
@@ -574,6 +767,92 @@ mod tests {
             body.contains("the monthly quota of 3 requests of plan `free` is used up"),
             "{body}"
         );
+    }
+
+    #[test]
+    fn a_bucket_lets_a_burst_through_then_refills_at_the_rate() {
+        testing::reset();
+        testing::set_clock_ms(1_000_000_000);
+        // 2 per second on average, 5 at once.
+        let h = TestHost::<RateLimit>::new(
+            r#"{"limit": 2, "window_s": 1, "burst": 5, "algorithm": "gcra", "by": "ip"}"#,
+        )
+        .unwrap();
+        let run = || status(&h.request_headers(&TestRequest::get("/")));
+        assert_eq!(
+            [run(), run(), run(), run(), run(), run()],
+            [200, 200, 200, 200, 200, 429]
+        );
+        let refused = h.request_headers(&TestRequest::get("/"));
+        let Action::Respond(a) = refused else {
+            panic!("expected 429, got {refused:?}")
+        };
+        assert!(a.headers.contains(&("retry-after".into(), "1".into())));
+        assert!(
+            a.headers
+                .contains(&("ratelimit-policy".into(), "2;w=1;burst=5".into())),
+            "{:?}",
+            a.headers
+        );
+        assert!(String::from_utf8_lossy(&a.body).contains("rate of 2 requests per 1 s (burst 5)"));
+        // One interval (500 ms) on, less the 100 ms allowed for clocks read apart, one more.
+        testing::set_clock_ms(1_000_000_399);
+        assert_eq!(run(), 429);
+        testing::set_clock_ms(1_000_000_400);
+        assert_eq!([run(), run()], [200, 429]);
+        // After the bucket fills up again, a whole burst.
+        testing::set_clock_ms(1_000_010_000);
+        let req = TestRequest::get("/");
+        assert_eq!(status(&h.request_headers(&req)), 200);
+        let resp = TestResponse::new(200);
+        h.response_headers(&req, &resp);
+        let v = resp.view();
+        assert_eq!(v.header("ratelimit-limit").as_deref(), Some("5"));
+        assert_eq!(v.header("ratelimit-remaining").as_deref(), Some("4"));
+        assert_eq!(v.header("ratelimit-reset").as_deref(), Some("1"));
+        assert_eq!(
+            [run(), run(), run(), run(), run()],
+            [200, 200, 200, 200, 429]
+        );
+    }
+
+    #[test]
+    fn gcra_arithmetic() {
+        let g = Gcra::new(60, 3, 2);
+        assert_eq!(g.interval, 20_000_000);
+        assert_eq!(g.admit(None, 0), Some(20_000_000));
+        assert_eq!(g.admit(Some(20_000_000), 0), Some(40_000_000));
+        assert_eq!(g.admit(Some(40_000_000), 0), None);
+        // A request whose clock is a little behind the bucket's last update still gets in.
+        assert_eq!(g.admit(Some(20_050_000), 0), Some(40_050_000));
+        assert_eq!(g.admit(Some(40_000_000), 0), None);
+        assert_eq!(g.wait_us(40_000_000, 0), 19_900_000);
+        assert_eq!(g.remaining(20_000_000, 0), 1);
+        assert_eq!(
+            g.remaining(20_001_000, 0),
+            1,
+            "not one less for a clock a ms behind"
+        );
+        // A TAT in the past counts from now.
+        assert_eq!(g.admit(Some(5), 1_000_000), Some(21_000_000));
+    }
+
+    #[test]
+    fn burst_is_checked_at_load() {
+        let e = |c: &str| TestHost::<RateLimit>::new(c).err().unwrap_or_default();
+        assert!(e(r#"{"limit": 1, "burst": 2}"#).contains("needs `algorithm = \"gcra\"`"));
+        assert!(e(r#"{"limit": 1, "burst": 0, "algorithm": "gcra"}"#).contains("at least 1"));
+        assert!(TestHost::<RateLimit>::new(r#"{"limit": 1, "algorithm": "token_bucket"}"#).is_ok());
+    }
+
+    #[test]
+    fn a_bucket_falls_back_to_local_windows_when_the_store_is_down() {
+        testing::reset();
+        testing::set_kv_down(true);
+        let h =
+            TestHost::<RateLimit>::new(r#"{"limit": 1, "burst": 3, "algorithm": "gcra"}"#).unwrap();
+        let run = || status(&h.request_headers(&TestRequest::get("/")));
+        assert_eq!([run(), run()], [200, 429]);
     }
 
     #[test]

@@ -66,6 +66,21 @@ impl Host for HostState {
             .map_err(err)
     }
 
+    async fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, Error> {
+        let k = self.key(&key)?;
+        self.env
+            .store
+            .compare_and_swap(&k, expected.as_deref(), new, ttl(ttl_ms))
+            .await
+            .map_err(err)
+    }
+
     async fn local_incr(&mut self, key: String, delta: i64, ttl_ms: Option<u64>) -> i64 {
         local_incr(&self.env.local, &self.namespaced(&key), delta, ttl_ms)
     }
@@ -111,6 +126,17 @@ pub fn add_in_process(l: &mut Linker<HostState>, m: &Arc<MemoryStore>) -> wasmti
                 .data()
                 .key(&key)
                 .and_then(|k| store.incr(&k, delta, ttl(ttl_ms)).map_err(err));
+            Ok((r,))
+        },
+    )?;
+    let store = m.clone();
+    kv.func_wrap(
+        "compare-and-swap",
+        move |c: Cx<'_>,
+              (key, expected, new, ttl_ms): (String, Option<Vec<u8>>, Vec<u8>, Option<u64>)| {
+            let r = c.data().key(&key).map(|k| {
+                store.compare_and_swap(&k, expected.as_deref(), new, ttl(ttl_ms))
+            });
             Ok((r,))
         },
     )?;
