@@ -336,4 +336,75 @@ async fn example_config_answers_through_the_demo_backend() {
     assert!(out.contains("x-request-id: "), "{out}");
     assert!(out.contains(r#""path":"/hello/you""#), "{out}");
     assert!(out.contains(r#""body_bytes":2"#), "{out}");
+
+    // The `profile` route: four demo services at once, shaped; the second call a cache hit.
+    let profile = gw.url("/profile/7");
+    let first = get_with(&profile, &[]).await;
+    assert_eq!(first.header("x-cache"), Some("MISS"), "{}", first.text());
+    let p = first.json();
+    assert_eq!(p["user"]["name"], "User 7");
+    assert_eq!(
+        p["orders"].as_array().map(Vec::len),
+        Some(5),
+        "the last 5 of 8"
+    );
+    assert_eq!(
+        (p["wishlistCount"].clone(), p["reviewCount"].clone()),
+        (3.into(), 3.into())
+    );
+    assert_eq!(p["averageRating"], 4.0);
+    let again = get_with(&profile, &[]).await;
+    assert_eq!(again.header("x-cache"), Some("HIT"));
+    assert_eq!(again.json(), p);
+
+    // The `orders` route: routed by the JSON body and by Content-Type.
+    let (ok, out) = curl(&[
+        "-H",
+        "content-type: application/json",
+        "-d",
+        r#"{"order": {"type": "premium"}}"#,
+        &gw.url("/orders"),
+    ]);
+    assert!(ok && out.contains(r#""path":"/premium/orders""#), "{out}");
+    let (_, out) = curl(&[
+        "-H",
+        "content-type: image/png",
+        "-d",
+        "x",
+        &gw.url("/orders"),
+    ]);
+    assert!(out.contains(r#""path":"/uploads""#), "{out}");
+    let (_, out) = curl(&[
+        "-H",
+        "content-type: application/json",
+        "-d",
+        "{",
+        &gw.url("/orders"),
+    ]);
+    assert!(out.contains("not valid JSON"), "{out}");
+
+    // The `tenants` route: each tenant's headers; an unknown tenant refused.
+    let r = get_with(&gw.url("/t/reports"), &[("x-tenant", "globex")]).await;
+    assert_eq!(r.json()["headers"]["x-plan"], "enterprise", "{}", r.text());
+    let r = get_with(&gw.url("/t/reports"), &[("x-tenant", "nobody")]).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+
+    // The `partner` route: the demo token is active at the introspection endpoint, its subject
+    // becomes the consumer, and the token bucket lets 10 through at once.
+    let partner = gw.url("/partner/orders");
+    let bearer = [("authorization", "Bearer demo-opaque-token")];
+    let r = get_with(&partner, &bearer).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["headers"]["x-consumer"], "partner-42");
+    assert_eq!(r.header("ratelimit-policy"), Some("60;w=60;burst=10"));
+    for _ in 1..10 {
+        assert_eq!(get_with(&partner, &bearer).await.status, 200);
+    }
+    assert_eq!(
+        get_with(&partner, &bearer).await.status,
+        429,
+        "the 11th at once"
+    );
+    let r = get_with(&partner, &[("authorization", "Bearer not-a-token")]).await;
+    assert_eq!(r.status, 401);
 }

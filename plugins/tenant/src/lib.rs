@@ -51,6 +51,17 @@ pub struct Tenant {
     default: Option<String>,
 }
 
+/// The first label of a host under a domain (`acme` of `acme.example.com` or `acme.localhost`);
+/// none for an IP address or a bare domain (`example.com`), which name no tenant.
+fn subdomain(host: &str) -> Option<&str> {
+    if host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return None;
+    }
+    let labels = host.split('.').count();
+    let (first, rest) = host.split_once('.')?;
+    (labels >= 3 || rest == "localhost").then_some(first)
+}
+
 impl Tenant {
     /// What `source` says the tenant is, if anything.
     fn read(source: &Source, req: &Request) -> Option<String> {
@@ -63,10 +74,7 @@ impl Tenant {
         match source {
             Source::Identity => Identity::tenant_of(req),
             Source::Header(h) => req.header(h).filter(|v| !v.is_empty()),
-            Source::Subdomain => {
-                let h = host();
-                h.split_once('.').map(|(first, _)| first.to_string())
-            }
+            Source::Subdomain => subdomain(&host()).map(str::to_string),
             Source::Hosts(map) => map.get(&host()).cloned(),
         }
     }
@@ -180,6 +188,16 @@ mod tests {
             "globex": {"upstream": "globex-api"}
         }
     }"#;
+
+    #[test]
+    fn subdomains_come_from_names_under_a_domain_only() {
+        assert_eq!(subdomain("acme.example.com"), Some("acme"));
+        assert_eq!(subdomain("acme.localhost"), Some("acme"));
+        assert_eq!(subdomain("example.com"), None);
+        assert_eq!(subdomain("127.0.0.1"), None);
+        assert_eq!(subdomain("[::1]"), None);
+        assert_eq!(subdomain("localhost"), None);
+    }
 
     #[test]
     fn a_header_picks_the_tenant_and_its_upstream() {

@@ -1,6 +1,9 @@
 //! The demo backend: a tiny echo service the example config starts in-process, so a newcomer's
 //! first `curl` goes through the real proxy path to a real HTTP server. It answers with what it
-//! received, which shows the forwarding headers the gateway adds.
+//! received, which shows the forwarding headers the gateway adds; a few paths answer sample
+//! data instead (`data.rs`), for the example's aggregation and OAuth routes.
+
+mod data;
 
 use std::convert::Infallible;
 
@@ -28,6 +31,9 @@ pub async fn serve(listener: TcpListener) {
 
 async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
+    if let Some(json) = data::users(parts.uri.path()) {
+        return Ok(json_response(json));
+    }
     // The demo is for small requests; a body it cannot read is reported as empty.
     let body = body
         .collect()
@@ -44,6 +50,10 @@ async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallibl
             )
         })
         .collect();
+    if parts.uri.path() == data::INTROSPECT {
+        let basic = parts.headers.get(header::AUTHORIZATION);
+        return Ok(json_response(data::introspect(basic, &body)));
+    }
     let out = serde_json::json!({
         "service": "wasmgate demo backend",
         "method": parts.method.as_str(),
@@ -52,10 +62,14 @@ async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallibl
         "headers": headers,
         "body_bytes": body.len(),
     });
-    let mut resp = Response::new(Full::new(Bytes::from(out.to_string() + "\n")));
+    Ok(json_response(out))
+}
+
+fn json_response(json: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(json.to_string() + "\n")));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
-    Ok(resp)
+    resp
 }
