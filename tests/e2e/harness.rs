@@ -92,6 +92,17 @@ pub fn check(path: &Path) -> (bool, String) {
     )
 }
 
+/// `wasmgate check` on a config: must fail; returns what it printed.
+pub fn check_refuses(extra: &str) -> String {
+    let dir = temp_dir("check");
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, Gateway::config(extra)).expect("write");
+    let (accepted, err) = check(&path);
+    assert!(!accepted, "check accepted:\n{extra}");
+    let _ = std::fs::remove_dir_all(dir);
+    err
+}
+
 /// A `[plugins.NAME]` block for a built plugin, plus `extra` settings.
 pub fn plugin_block(name: &str, file: &str, extra: &str) -> String {
     format!(

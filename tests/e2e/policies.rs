@@ -225,17 +225,6 @@ fn sha256_hex(s: &str) -> String {
         .collect()
 }
 
-/// `wasmgate check` on a config: must fail; returns what it printed.
-fn check_refuses(extra: &str) -> String {
-    let dir = temp_dir("check");
-    let path = dir.join("gateway.toml");
-    std::fs::write(&path, Gateway::config(extra)).expect("write");
-    let (accepted, err) = check(&path);
-    assert!(!accepted, "check accepted:\n{extra}");
-    let _ = std::fs::remove_dir_all(dir);
-    err
-}
-
 fn one_route(up: &Upstream, defs: &[&str], chain: &str) -> String {
     let mut s = upstream_block(&up.name, &[up], "");
     for d in defs {

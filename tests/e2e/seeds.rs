@@ -457,3 +457,55 @@ async fn two_gateways_share_one_cache_through_redis() {
         1
     );
 }
+
+/// Each seed plugin's bad config is refused by `wasmgate check`, naming the route, the plugin
+/// and the key to fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_plugins_bad_configs_are_refused_by_check() {
+    let a = Upstream::echo("a").await;
+    let cases = [
+        (
+            "route_by",
+            r#"{ rules = [{ when = { header = "content-type", regex = "(" }, upstream = "a" }] }"#,
+            "is not a regular expression",
+        ),
+        (
+            "aggregate",
+            r#"{ calls = { user = { url = "http://a/users/{param.id}" } }, shape = "user[" }"#,
+            "`shape` is not a JMESPath expression",
+        ),
+        (
+            "aggregate",
+            r#"{ calls = { user = { url = "http://a/users/{id}" } } }"#,
+            "calls.user: `{id}` is not one of {param.X}",
+        ),
+        (
+            "tenant",
+            r#"{ from = ["cookie"], tenants = { acme = {} } }"#,
+            "`cookie` is not a tenant source",
+        ),
+        (
+            "cache",
+            r#"{ bypass = ["search"] }"#,
+            "bypass `search` must be a path prefix starting with `/`",
+        ),
+        (
+            "introspect",
+            r#"{ url = "http://a/introspect", client_id = "gw" }"#,
+            "missing field `client_secret`",
+        ),
+    ];
+    for (file, config, says) in cases {
+        let err = check_refuses(
+            &(upstream_block("a", &[&a], "")
+                + &plugin_block("p", file, "http = [\"a\"]")
+                + &format!(
+                    "[[routes]]\nname = \"api\"\npath_prefix = \"/\"\nupstream = \"a\"\nplugins = [{{ name = \"p\", config = {config} }}]\n"
+                )),
+        );
+        assert!(
+            err.contains("route `api` plugin `p`") && err.contains(says),
+            "{file}: {err}"
+        );
+    }
+}
