@@ -29,6 +29,8 @@ pub struct RouteTarget {
     pub chain: Arc<Chain>,
     /// Largest request body, in bytes (the route's `max_body` or the server's).
     pub max_body: u64,
+    /// Response compression, when the route asks for it.
+    pub compress: Option<Box<crate::config::Compress>>,
 }
 
 pub struct Runtime {
@@ -131,6 +133,7 @@ impl Runtime {
                         .next()
                         .ok_or_else(|| fail(format!("route {i} has no chain")))?,
                     max_body: r.max_body.unwrap_or(cfg.server.max_body).bytes() as u64,
+                    compress: r.compress.as_ref().map(|c| Box::new(c.get_ref().clone())),
                 },
             ));
         }

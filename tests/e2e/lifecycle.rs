@@ -285,6 +285,10 @@ async fn example_config_answers_through_the_demo_backend() {
     assert_eq!(j["path"], "/hello", "the route strips /demo");
     assert_eq!(j["query"], "name=you");
     assert_eq!(j["headers"]["x-forwarded-for"], "127.0.0.1");
+    // The demo route compresses for a client that accepts it (curl decodes).
+    let (ok, out) = curl(&["-i", "--compressed", &gw.url("/demo/hello")]);
+    assert!(ok && out.contains("content-encoding: zstd\r\n"), "{out}");
+    assert!(out.contains("wasmgate demo backend"), "{out}");
 
     // The plugin chain of the `api` route, as the comments at the top of the file show it.
     let (ok, out) = curl(&["-i", "-H", "x-user: alice", &gw.url("/api/orders")]);

@@ -5,6 +5,7 @@ mod jwt;
 
 mod authoring;
 mod balance;
+mod compress;
 mod conformance;
 mod contract;
 mod edge;

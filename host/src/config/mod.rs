@@ -234,6 +234,11 @@ fn validate(c: &Config, loc: &Locator) -> Vec<ConfigError> {
                 format!("route `{label}` sets both `strip_prefix` and `rewrite_prefix`; `rewrite_prefix = \"/\"` strips"),
             ));
         }
+        if let Some(c) = &route.compress
+            && let Some(msg) = compress_problem(c.get_ref())
+        {
+            errs.push(loc.at(c.span(), format!("route `{label}` `compress`: {msg}")));
+        }
         for p in &route.plugins {
             let name = &p.get_ref().name;
             if !c.plugins.contains_key(name) {
@@ -450,4 +455,41 @@ pub fn route_name(r: &Route, index: usize) -> String {
     r.name
         .as_ref()
         .map_or_else(|| format!("route-{}", index + 1), |n| n.get_ref().clone())
+}
+
+/// What is wrong with a route's `compress` table, if anything.
+fn compress_problem(c: &schema::Compress) -> Option<String> {
+    if c.encodings.is_empty() {
+        return Some(
+            "`encodings` is empty; list some of \"zstd\", \"br\", \"gzip\" or remove `compress`"
+                .into(),
+        );
+    }
+    if c.types.is_empty() {
+        return Some("`types` is empty; list media types such as \"application/json\"".into());
+    }
+    if let Some(t) = c
+        .types
+        .iter()
+        .find(|t| t.matches('*').count() > 1 || !t.contains('/'))
+    {
+        return Some(format!(
+            "type `{t}` is not a media type (`text/html`, or one `*`: `text/*`)"
+        ));
+    }
+    let levels = [
+        ("gzip_level", schema::Encoding::Gzip, c.gzip_level),
+        ("brotli_level", schema::Encoding::Br, c.brotli_level),
+        ("zstd_level", schema::Encoding::Zstd, c.zstd_level),
+    ];
+    levels.into_iter().find_map(|(key, e, level)| {
+        let r = e.levels();
+        (!r.contains(&level)).then(|| {
+            format!(
+                "`{key}` = {level} is out of range; use {} to {}",
+                r.start(),
+                r.end()
+            )
+        })
+    })
 }

@@ -336,6 +336,86 @@ pub struct Route {
     /// The plugin chain, run in this order: `"name"` or `{ name = "...", config = { ... } }`.
     #[serde(default)]
     pub plugins: Vec<Spanned<PluginRef>>,
+    /// Compress responses for clients that accept it: `compress = {}` for the defaults.
+    pub compress: Option<Spanned<Compress>>,
+}
+
+/// Response compression on a route (transport work, done by the host as Envoy and nginx do).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Compress {
+    /// The server's preference among what the client accepts equally.
+    #[serde(default = "default_encodings")]
+    pub encodings: Vec<Encoding>,
+    /// Media types compressed: exact, or with one `*` (`text/*`, `application/*+json`).
+    #[serde(default = "default_compress_types")]
+    pub types: Vec<String>,
+    /// Bodies of a known length below this go out as they are.
+    #[serde(default = "default_compress_min")]
+    pub min_size: ByteSize,
+    #[serde(default = "default_gzip_level")]
+    pub gzip_level: u32,
+    #[serde(default = "default_brotli_level")]
+    pub brotli_level: u32,
+    #[serde(default = "default_zstd_level")]
+    pub zstd_level: u32,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    Zstd,
+    Br,
+    Gzip,
+}
+
+impl Encoding {
+    /// The `Content-Encoding` token.
+    pub fn token(self) -> &'static str {
+        match self {
+            Encoding::Zstd => "zstd",
+            Encoding::Br => "br",
+            Encoding::Gzip => "gzip",
+        }
+    }
+
+    /// The levels the encoder takes.
+    pub fn levels(self) -> std::ops::RangeInclusive<u32> {
+        match self {
+            Encoding::Zstd => 1..=22,
+            Encoding::Br => 0..=11,
+            Encoding::Gzip => 1..=9,
+        }
+    }
+}
+
+fn default_encodings() -> Vec<Encoding> {
+    vec![Encoding::Zstd, Encoding::Br, Encoding::Gzip]
+}
+fn default_compress_types() -> Vec<String> {
+    [
+        "text/*",
+        "application/json",
+        "application/*+json",
+        "application/xml",
+        "application/*+xml",
+        "application/javascript",
+        "image/svg+xml",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+fn default_compress_min() -> ByteSize {
+    ByteSize(1024)
+}
+fn default_gzip_level() -> u32 {
+    6
+}
+fn default_brotli_level() -> u32 {
+    4
+}
+fn default_zstd_level() -> u32 {
+    3
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

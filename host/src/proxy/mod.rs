@@ -6,6 +6,7 @@
 //! route's chain has a plugin for it; a route without plugins has an empty chain.
 
 mod body;
+mod compress;
 mod encoding;
 mod handler;
 mod headers;
@@ -122,6 +123,11 @@ async fn forward(
         r.route = Some(route.name.clone());
     }
     let pq = upstream_path(&req, route, found.prefix_len)?;
+    // What compression needs of the request, kept before the chain takes it.
+    let compress = route.compress.as_deref().map(|c| {
+        let accept = req.headers().get(header::ACCEPT_ENCODING).cloned();
+        (c, accept, req.method().clone())
+    });
     let mut req = limit_body(req, route.max_body, rt.body_read_timeout)?;
     req.body_mut().read_first().await?;
     let chain = &route.chain;
@@ -148,7 +154,10 @@ async fn forward(
         pq,
         host,
     };
-    let (ex, result) = phases(chain, fwd, params, req, record.as_deref_mut()).await;
+    let (ex, mut result) = phases(chain, fwd, params, req, record.as_deref_mut()).await;
+    if let Some((c, accept, method)) = compress {
+        result = result.map(|r| compress::apply(c, &method, accept.as_ref(), r));
+    }
     if let Some(r) = record {
         r.tenant = ex.context_value("tenant").map(str::to_string);
         if chain.phases.contains(Phases::LOG) {
