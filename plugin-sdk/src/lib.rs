@@ -33,6 +33,7 @@ mod config;
 mod edits;
 pub mod hex;
 mod identity;
+pub mod media;
 mod message;
 mod rules;
 pub mod testing;

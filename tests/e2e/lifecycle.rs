@@ -361,7 +361,7 @@ async fn example_config_answers_through_the_demo_backend() {
     assert_eq!(again.header("x-cache"), Some("HIT"));
     assert_eq!(again.json(), p);
 
-    // The `orders` route: routed by the JSON body and by Content-Type.
+    // The `orders` route: validated, then routed by the JSON body.
     let (ok, out) = curl(&[
         "-H",
         "content-type: application/json",
@@ -372,12 +372,15 @@ async fn example_config_answers_through_the_demo_backend() {
     assert!(ok && out.contains(r#""path":"/premium/orders""#), "{out}");
     let (_, out) = curl(&[
         "-H",
-        "content-type: image/png",
+        "content-type: application/json",
         "-d",
-        "x",
+        r#"{"order": {"type": "gold"}}"#,
         &gw.url("/orders"),
     ]);
-    assert!(out.contains(r#""path":"/uploads""#), "{out}");
+    assert!(
+        out.contains(r#""pointer":"/order/type""#) && out.contains(r#""status":400"#),
+        "{out}"
+    );
     let (_, out) = curl(&[
         "-H",
         "content-type: application/json",

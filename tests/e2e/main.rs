@@ -17,3 +17,4 @@ mod policies;
 mod protocols;
 mod routing;
 mod seeds;
+mod validation;

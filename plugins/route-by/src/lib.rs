@@ -259,17 +259,6 @@ fn scalar(v: &Value) -> String {
     }
 }
 
-fn is_json(content_type: Option<&str>) -> bool {
-    let Some(ct) = content_type else { return false };
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json" || essence.ends_with("+json")
-}
-
 #[plugin]
 impl Plugin for RouteBy {
     type Config = Config;
@@ -319,7 +308,9 @@ impl Plugin for RouteBy {
 
     fn on_request_body(&self, req: &Request) -> Action {
         let bytes = req.body().unwrap_or_default();
-        let body = if bytes.is_empty() || !is_json(req.header("content-type").as_deref()) {
+        let body = if bytes.is_empty()
+            || !wasmgate_plugin_sdk::media::is_json(req.header("content-type").as_deref())
+        {
             Body::NotJson
         } else {
             match serde_json::from_slice(&bytes) {

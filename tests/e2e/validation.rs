@@ -1,0 +1,148 @@
+//! The `validate` plugin through the real gateway: valid requests go on whole, invalid ones get
+//! one 400 listing every violation and never reach the upstream, hostile bodies are refused
+//! cleanly and the gateway goes on serving.
+
+use std::sync::atomic::Ordering;
+
+use crate::harness::*;
+
+const SCHEMA: &str = r#"{ type = "object", required = ["order"], properties = { order = { type = "object", required = ["type", "qty"], properties = { type = { enum = ["standard", "premium"] }, qty = { type = "integer", minimum = 1 } } } } }"#;
+
+async fn gateway(up: &Upstream) -> Gateway {
+    Gateway::start(
+        &(upstream_block("up", &[up], "")
+            + &plugin_block("validate", "validate", "body_limit = \"1MiB\"")
+            + &format!(
+                "[[routes]]\nname = \"orders\"\npath_prefix = \"/orders\"\nupstream = \"up\"\nplugins = [{{ name = \"validate\", config = {{ headers = {{ x-api-version = {{ pattern = \"[12]\" }} }}, schema = {SCHEMA} }} }}]\n"
+            )),
+    )
+    .await
+}
+
+fn post(
+    gw: &Gateway,
+    version: Option<&str>,
+    ct: &str,
+    body: impl Into<bytes::Bytes>,
+) -> http::Request<Body> {
+    let mut r = http::Request::post(gw.url("/orders")).header("content-type", ct);
+    if let Some(v) = version {
+        r = r.header("x-api-version", v);
+    }
+    r.body(full(body)).expect("request")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_lets_valid_orders_through_and_lists_what_is_wrong() {
+    let up = Upstream::echo("up").await;
+    let gw = gateway(&up).await;
+    let good = r#"{"order": {"type": "premium", "qty": 2}}"#;
+    let r = send(post(&gw, Some("2"), "application/json", good))
+        .await
+        .expect("post");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["headers"]["content-length"],
+        good.len().to_string()
+    );
+
+    let r = send(post(
+        &gw,
+        Some("3"),
+        "application/json",
+        r#"{"order": {"type": "gold", "qty": 0}}"#,
+    ))
+    .await
+    .expect("post");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let v = r.json();
+    assert_eq!(v["detail"], "the request breaks 3 rules");
+    assert_eq!(
+        v["violations"][0],
+        serde_json::json!({"location": "header", "name": "x-api-version", "message": "`3` does not match `[12]`"})
+    );
+    let pointers: Vec<&str> = v["violations"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["pointer"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(pointers, ["/order/qty", "/order/type"], "{v}");
+    assert_eq!(
+        up.requests.load(Ordering::Relaxed),
+        1,
+        "only the valid order went on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_refuses_hostile_bodies_and_the_gateway_goes_on() {
+    let up = Upstream::echo("up").await;
+    let gw = gateway(&up).await;
+    let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+    let mut invalid_utf8 = br#"{"order": {"type": ""#.to_vec();
+    invalid_utf8.extend_from_slice(&[0xff, 0xfe]);
+    invalid_utf8.extend_from_slice(br#"", "qty": 1}}"#);
+    for (name, body, status, says) in [
+        (
+            "deeply nested",
+            bytes::Bytes::from(deep),
+            400,
+            "the body is not valid JSON: recursion limit exceeded",
+        ),
+        (
+            "invalid UTF-8",
+            bytes::Bytes::from(invalid_utf8),
+            400,
+            "the body is not valid JSON",
+        ),
+        ("10 MB", bytes::Bytes::from(vec![b' '; 10 << 20]), 413, ""),
+    ] {
+        let r = send(post(&gw, Some("1"), "application/json", body))
+            .await
+            .expect("post");
+        assert_eq!(r.status, status, "{name}: {}", r.text());
+        let text = r.text();
+        assert!(text.contains(says), "{name}: {text}");
+    }
+    assert_eq!(
+        up.requests.load(Ordering::Relaxed),
+        0,
+        "nothing hostile reached the upstream"
+    );
+    let good = r#"{"order": {"type": "standard", "qty": 1}}"#;
+    let r = send(post(&gw, Some("1"), "application/json", good))
+        .await
+        .expect("post");
+    assert_eq!(r.status, 200, "the gateway goes on: {}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_bad_configs_are_refused_by_check() {
+    let up = Upstream::echo("up").await;
+    for (config, says) in [
+        (
+            r#"{ schema = { type = "nonsense" } }"#,
+            "`schema` is not a valid JSON Schema",
+        ),
+        (
+            r#"{ query = { q = { pattern = "(" } } }"#,
+            "query.q.pattern `(` is not a regular expression",
+        ),
+        (
+            r#"{ headers = { x = { needed = true } } }"#,
+            "unknown field `needed`",
+        ),
+    ] {
+        let err = check_refuses(
+            &(upstream_block("up", &[&up], "")
+                + &plugin_block("validate", "validate", "")
+                + &format!(
+                    "[[routes]]\nname = \"api\"\npath_prefix = \"/\"\nupstream = \"up\"\nplugins = [{{ name = \"validate\", config = {config} }}]\n"
+                )),
+        );
+        assert!(
+            err.contains("route `api` plugin `validate`") && err.contains(says),
+            "{config}: {err}"
+        );
+    }
+}
