@@ -11,8 +11,6 @@ cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10}
 . bench/common.sh
-[ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || {
-  echo "bench needs nginx's Lua module: apt-get install -y libnginx-mod-http-lua" >&2; exit 1; }
 UP=$(free_port); LUA=$(free_port); WG=$(free_port); ADMIN=$(free_port)
 json() { printf "default_type application/json; return 200 '%s';" "$1"; }
 nginx_conf origin "server { listen 127.0.0.1:$UP; keepalive_requests 1000000;
@@ -22,17 +20,7 @@ nginx_conf origin "server { listen 127.0.0.1:$UP; keepalive_requests 1000000;
   location ~ /reviews$ { $(json '[{"product": "kettle", "rating": 5}, {"product": "mug", "rating": 4}, {"product": "toaster", "rating": 3}]') }
 }"
 
-mkdir -p "$work/lua"
-cat > "$work/lua/nginx.conf" <<CONF
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1;
-daemon off;
-pid $work/lua/nginx.pid;
-error_log $work/lua/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
+nginx_lua_conf lua "$(cat <<CONF
   upstream origin { server 127.0.0.1:$UP; keepalive 128; }
   server {
     listen 127.0.0.1:$LUA;
@@ -58,10 +46,8 @@ http {
       proxy_set_header Connection '';
     }
   }
-}
 CONF
-nginx -p "$work/lua" -c "$work/lua/nginx.conf" &
-pids+=($!)
+)"
 
 calls='user = { url = "http://up/users/{param.id}" }, orders = { url = "http://up/users/{param.id}/orders" }, wishlist = { url = "http://up/users/{param.id}/wishlist" }, reviews = { url = "http://up/users/{param.id}/reviews" }'
 { gateway_head; cat <<CONF; } > "$work/gateway.toml"
@@ -83,10 +69,8 @@ plugins = [{ name = "aggregate", config = { calls = { $calls }, shape = '{user: 
 path_prefix = "/users"
 upstream = "up"
 CONF
-"$GW" run -c "$work/gateway.toml" > "$work/gateway.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$WG/profile/7" && break; sleep 0.1; done
-for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$LUA/profile/7" && break; sleep 0.1; done
+start_gateway
+wait_for "http://127.0.0.1:$WG/profile/7" "http://127.0.0.1:$LUA/profile/7"
 for url in "http://127.0.0.1:$WG/profile/7" "http://127.0.0.1:$WG/shaped/7" "http://127.0.0.1:$LUA/profile/7"; do
   out=$(curl -s "$url")
   case "$out" in *'"rating"'*|*averageRating*) ;; *) echo "not an aggregate from $url: $out" >&2; tail -3 "$work/gateway.log" "$work/lua/error.log" >&2; exit 1 ;; esac

@@ -38,10 +38,8 @@ path_prefix = "/fixed"
 upstream = "up"
 plugins = [{ name = "deny", config = { status = 200, message = "$body" } }]
 CONF
-"$GW" run -c "$work/gateway.toml" > "$work/gateway.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$WG/item" && break; sleep 0.1; done
-for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$NG/item" && break; sleep 0.1; done
+start_gateway
+wait_for "http://127.0.0.1:$WG/item" "http://127.0.0.1:$NG/item"
 
 hit() { curl -s -o /dev/null -D - "$1" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-cache" {print $2}'; }
 [ "$(hit "http://127.0.0.1:$WG/item")" = HIT ] || { echo "wasmgate: not a cache hit" >&2; exit 1; }

@@ -16,9 +16,10 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-nginx_conf() { # name, body of the http block
+nginx_conf() { # name, body of the http block; $NGINX_MAIN goes first (load_module lines)
   mkdir -p "$work/$1"
   cat > "$work/$1/nginx.conf" <<CONF
+${NGINX_MAIN:-}
 worker_processes 1;
 daemon off;
 pid $work/$1/nginx.pid;
@@ -49,4 +50,22 @@ access = false
 [upstreams.up]
 targets = ["127.0.0.1:$UP"]
 CONF
+}
+
+nginx_lua_conf() { # name, body of the http block: nginx_conf with the Lua module loaded
+  [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || {
+    echo "bench needs nginx's Lua module: apt-get install -y libnginx-mod-http-lua" >&2; exit 1; }
+  NGINX_MAIN="load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;" nginx_conf "$@"
+}
+
+start_gateway() { # runs the gateway on $work/gateway.toml, logging to $work/gateway.log
+  "$GW" run -c "$work/gateway.toml" > "$work/gateway.log" 2>&1 &
+  pids+=($!)
+}
+
+wait_for() { # each URL answers (up to 30 s for the first: the gateway may compile plugins)
+  for url in "$@"; do
+    for _ in $(seq 300); do curl -sf -o /dev/null "$url" && break; sleep 0.1; done
+  done
 }

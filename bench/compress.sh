@@ -42,10 +42,8 @@ compress = { encodings = ["zstd"], zstd_level = 3 }
 path_prefix = "/plain"
 upstream = "up"
 CONF
-"$GW" run -c "$work/gateway.toml" > "$work/gateway.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$WG/plain/doc.json" && break; sleep 0.1; done
-for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$NG/doc.json" && break; sleep 0.1; done
+start_gateway
+wait_for "http://127.0.0.1:$WG/plain/doc.json" "http://127.0.0.1:$NG/doc.json"
 enc() { curl -s -o /dev/null -D - -H "accept-encoding: $2" "$1" | tr -d '\r' | awk -F': ' 'tolower($1) == "content-encoding" {print $2}'; }
 [ "$(enc "http://127.0.0.1:$WG/gzip/doc.json" gzip)" = gzip ] || { echo "wasmgate: not gzipped" >&2; exit 1; }
 [ "$(enc "http://127.0.0.1:$WG/zstd/doc.json" zstd)" = zstd ] || { echo "wasmgate: not zstd" >&2; exit 1; }

@@ -35,17 +35,7 @@ API_KEY=bench-key-0123456789
 API_KEY_SHA256=$(printf %s "$API_KEY" | sha256sum | cut -d' ' -f1)
 if [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ]; then
   LUA=$(free_port)
-  mkdir -p "$work/lua"
-  cat > "$work/lua/nginx.conf" <<CONF
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1;
-daemon off;
-pid $work/lua/nginx.pid;
-error_log $work/lua/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
+  nginx_lua_conf lua "$(cat <<CONF
   lua_shared_dict rl 10m;
   init_by_lua_block {
     keys = {}
@@ -98,10 +88,8 @@ http {
       }
     }
   }
-}
 CONF
-  nginx -p "$work/lua" -c "$work/lua/nginx.conf" &
-  pids+=($!)
+)"
 else
   echo "no nginx Lua module: apt-get install -y libnginx-mod-http-lua for the nginx+Lua peer" >&2
   LUA=""

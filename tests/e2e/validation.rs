@@ -74,6 +74,34 @@ async fn validate_lets_valid_orders_through_and_lists_what_is_wrong() {
     );
 }
 
+/// A body sent zstd-compressed is validated decoded, and goes on as it came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_reads_compressed_bodies() {
+    let up = Upstream::echo("up").await;
+    let gw = gateway(&up).await;
+    let zstd = |json: &str| zstd::stream::encode_all(json.as_bytes(), 3).expect("in-memory");
+    let send_zstd = |body: Vec<u8>| {
+        let mut r = post(&gw, Some("1"), "application/json", body);
+        r.headers_mut()
+            .insert("content-encoding", http::HeaderValue::from_static("zstd"));
+        send(r)
+    };
+    let good = zstd(r#"{"order": {"type": "standard", "qty": 3}}"#);
+    let r = send_zstd(good.clone()).await.expect("post");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["headers"]["content-encoding"], "zstd");
+    assert_eq!(
+        r.json()["headers"]["content-length"],
+        good.len().to_string(),
+        "the upstream got the bytes sent"
+    );
+    let r = send_zstd(zstd(r#"{"order": {"type": "standard", "qty": -1}}"#))
+        .await
+        .expect("post");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["violations"][0]["pointer"], "/order/qty");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validate_refuses_hostile_bodies_and_the_gateway_goes_on() {
     let up = Upstream::echo("up").await;
