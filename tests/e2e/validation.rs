@@ -125,9 +125,14 @@ async fn validate_refuses_hostile_bodies_and_the_gateway_goes_on() {
         ),
         ("10 MB", bytes::Bytes::from(vec![b' '; 10 << 20]), 413, ""),
     ] {
-        let r = send(post(&gw, Some("1"), "application/json", body))
-            .await
-            .expect("post");
+        let r = match send(post(&gw, Some("1"), "application/json", body)).await {
+            Ok(r) => r,
+            // The gateway answers 413 once the body passes the limit and closes the connection
+            // while the client is still writing; the client may see its write fail before it
+            // reads the answer (the gateway does not linger to drain the rest, as nginx does).
+            Err(e) if status == 413 && format!("{e:?}").contains("BodyWrite") => continue,
+            Err(e) => panic!("{name}: {e:?}"),
+        };
         assert_eq!(r.status, status, "{name}: {}", r.text());
         let text = r.text();
         assert!(text.contains(says), "{name}: {text}");
