@@ -7,7 +7,7 @@ use async_compression::Level;
 use async_compression::tokio::bufread::{BrotliEncoder, GzipEncoder, ZstdEncoder};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use tokio_util::io::{ReaderStream, StreamReader};
@@ -19,15 +19,15 @@ use crate::upstream::BoxError;
 /// Output chunks: large enough to fill a TLS record or an HTTP/2 frame a few times over.
 const CHUNK: usize = 16 * 1024;
 
-/// `resp` compressed for a client that sent `accept`, when `cfg` and the response allow it.
-/// A response of a compressible kind gets `Vary: Accept-Encoding` either way.
+/// `resp` compressed for a client that sent `accept`, when `cfg` and the response allow it
+/// (the caller leaves out HEAD requests: no body). A response of a compressible kind gets
+/// `Vary: Accept-Encoding` either way.
 pub fn apply(
     cfg: &Compress,
-    method: &Method,
     accept: Option<&HeaderValue>,
     resp: Response<ResponseBody>,
 ) -> Response<ResponseBody> {
-    if method == Method::HEAD || !eligible(cfg, resp.status(), resp.headers()) {
+    if !eligible(cfg, resp.status(), resp.headers()) {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
@@ -118,30 +118,26 @@ fn type_matches(pattern: &str, essence: &str) -> bool {
 /// accepts none of them.
 pub fn negotiate(offered: &[Encoding], accept: Option<&HeaderValue>) -> Option<Encoding> {
     let accept = accept?.to_str().ok()?;
-    let mut named: Vec<(String, f32)> = Vec::new();
-    for item in accept.split(',') {
-        let mut params = item.split(';');
-        let token = params.next().unwrap_or("").trim().to_ascii_lowercase();
-        if token.is_empty() {
-            continue;
-        }
-        let q = params
-            .filter_map(|p| p.trim().strip_prefix("q=").or(p.trim().strip_prefix("Q=")))
-            .find_map(|v| v.trim().parse::<f32>().ok())
-            .unwrap_or(1.0);
-        let token = if token == "x-gzip" {
-            "gzip".into()
-        } else {
-            token
-        };
-        named.push((token, q.clamp(0.0, 1.0)));
-    }
+    // (token, q) of each item, read in place: this runs on every request of the route.
+    let items = || {
+        accept.split(',').filter_map(|item| {
+            let mut params = item.split(';');
+            let token = params.next().unwrap_or("").trim();
+            let q = params
+                .filter_map(|p| p.trim().strip_prefix("q=").or(p.trim().strip_prefix("Q=")))
+                .find_map(|v| v.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (!token.is_empty()).then_some((token, q.clamp(0.0, 1.0)))
+        })
+    };
+    let names = |token: &str, t: &str| {
+        t.eq_ignore_ascii_case(token) || (token == "gzip" && t.eq_ignore_ascii_case("x-gzip"))
+    };
     let q_of = |token: &str| {
-        named
-            .iter()
-            .find(|(t, _)| t == token)
-            .or_else(|| named.iter().find(|(t, _)| t == "*"))
-            .map_or(0.0, |(_, q)| *q)
+        items()
+            .find(|(t, _)| names(token, t))
+            .or_else(|| items().find(|(t, _)| *t == "*"))
+            .map_or(0.0, |(_, q)| q)
     };
     let mut best: Option<(Encoding, f32)> = None;
     for e in offered {

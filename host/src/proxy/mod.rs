@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::uri::PathAndQuery;
-use http::{HeaderMap, HeaderValue, Request, Response, Version, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Version, header};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -124,10 +124,11 @@ async fn forward(
     }
     let pq = upstream_path(&req, route, found.prefix_len)?;
     // What compression needs of the request, kept before the chain takes it.
-    let compress = route.compress.as_deref().map(|c| {
-        let accept = req.headers().get(header::ACCEPT_ENCODING).cloned();
-        (c, accept, req.method().clone())
-    });
+    let compress = route
+        .compress
+        .as_deref()
+        .filter(|_| req.method() != Method::HEAD)
+        .map(|c| (c, req.headers().get(header::ACCEPT_ENCODING).cloned()));
     let mut req = limit_body(req, route.max_body, rt.body_read_timeout)?;
     req.body_mut().read_first().await?;
     let chain = &route.chain;
@@ -155,8 +156,8 @@ async fn forward(
         host,
     };
     let (ex, mut result) = phases(chain, fwd, params, req, record.as_deref_mut()).await;
-    if let Some((c, accept, method)) = compress {
-        result = result.map(|r| compress::apply(c, &method, accept.as_ref(), r));
+    if let Some((c, accept)) = compress {
+        result = result.map(|r| compress::apply(c, accept.as_ref(), r));
     }
     if let Some(r) = record {
         r.tenant = ex.context_value("tenant").map(str::to_string);

@@ -106,20 +106,16 @@ fn fields(kind: &str, map: BTreeMap<String, FieldConfig>) -> Result<Vec<Field>, 
 }
 
 fn check(location: &'static str, f: &Field, value: Option<String>, out: &mut Vec<Violation>) {
-    let at = f.name.clone();
-    match (value, &f.pattern) {
-        (None, _) if f.required => out.push(Violation {
-            location,
-            at,
-            message: format!("the {} is required", noun(location)),
-        }),
-        (Some(v), Some((re, p))) if !re.is_match(&v) => out.push(Violation {
-            location,
-            at,
-            message: format!("`{v}` does not match `{p}`"),
-        }),
-        _ => {}
-    }
+    let message = match (value, &f.pattern) {
+        (None, _) if f.required => format!("the {} is required", noun(location)),
+        (Some(v), Some((re, p))) if !re.is_match(&v) => format!("`{v}` does not match `{p}`"),
+        _ => return,
+    };
+    out.push(Violation {
+        location,
+        at: f.name.clone(),
+        message,
+    });
 }
 
 fn noun(location: &str) -> &'static str {
