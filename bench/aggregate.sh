@@ -76,9 +76,10 @@ for url in "http://127.0.0.1:$WG/profile/7" "http://127.0.0.1:$WG/shaped/7" "htt
   case "$out" in *'"rating"'*|*averageRating*) ;; *) echo "not an aggregate from $url: $out" >&2; tail -3 "$work/gateway.log" "$work/lua/error.log" >&2; exit 1 ;; esac
 done
 
-rps() { wrk -t1 -c64 -d"${DURATION}s" "$1" | awk '/Requests\/sec/ {print $2}'; }
+rps() { measure_rps "$1"; }
 n=$(rps "http://127.0.0.1:$LUA/profile/7")
 w=$(rps "http://127.0.0.1:$WG/profile/7")
 s=$(rps "http://127.0.0.1:$WG/shaped/7")
 p=$(rps "http://127.0.0.1:$WG/users/7")
 awk -v n="$n" -v w="$w" -v s="$s" -v p="$p" 'BEGIN { printf "aggregation of 4 calls: nginx+Lua capture_multi %.0f rps; wasmgate aggregate %.0f rps = %.2fx, shaped with JMESPath %.0f rps = %.2fx; one backend call proxied by wasmgate %.0f rps (four of them take %.0f%% of one aggregate'"'"'s time)\n", n, w, w / n, s, s / n, p, 100 * 4 * w / p }'
+p99_report

@@ -45,8 +45,9 @@ hit() { curl -s -o /dev/null -D - "$1" | tr -d '\r' | awk -F': ' 'tolower($1) ==
 [ "$(hit "http://127.0.0.1:$WG/item")" = HIT ] || { echo "wasmgate: not a cache hit" >&2; exit 1; }
 [ "$(hit "http://127.0.0.1:$NG/item")" = HIT ] || { echo "nginx: not a cache hit" >&2; tail -3 "$work/nginx-cache/error.log" >&2; exit 1; }
 
-rps() { wrk -t1 -c64 -d"${DURATION}s" "$1" | awk '/Requests\/sec/ {print $2}'; }
+rps() { measure_rps "$1"; }
 n=$(rps "http://127.0.0.1:$NG/item")
 w=$(rps "http://127.0.0.1:$WG/item")
 f=$(rps "http://127.0.0.1:$WG/fixed")
 awk -v n="$n" -v w="$w" -v f="$f" 'BEGIN { printf "cache hit: nginx proxy_cache %.0f rps, wasmgate cache plugin %.0f rps = %.2fx (goal >= 0.8x); a plugin answering a fixed 1 KiB: %.0f rps = %.2fx\n", n, w, w / n, f, f / n }'
+p99_report

@@ -69,3 +69,13 @@ wait_for() { # each URL answers (up to 30 s for the first: the gateway may compi
     for _ in $(seq 300); do curl -sf -o /dev/null "$url" && break; sleep 0.1; done
   done
 }
+
+measure_rps() { # URL [wrk args]: prints requests/s; keeps the run's p99 for p99_report
+  local url=$1 out
+  shift
+  out=$(wrk -t1 -c64 -d"${DURATION}s" --latency "$@" "$url")
+  echo "p99 $(awk '$1 == "99%" {print $2}' <<<"$out") $url" >> "$work/p99"
+  awk '/Requests\/sec/ {print $2}' <<<"$out"
+}
+
+p99_report() { cat "$work/p99"; }

@@ -51,9 +51,10 @@ enc() { curl -s -o /dev/null -D - -H "accept-encoding: $2" "$1" | tr -d '\r' | a
 size() { curl -s -H "accept-encoding: $2" "$1" | wc -c; }
 sizes="gzip $(size "http://127.0.0.1:$WG/gzip/doc.json" gzip) B (nginx $(size "http://127.0.0.1:$NG/doc.json" gzip) B), zstd $(size "http://127.0.0.1:$WG/zstd/doc.json" zstd) B, plain $(size "http://127.0.0.1:$WG/plain/doc.json" identity) B"
 
-rps() { wrk -t1 -c64 -d"${DURATION}s" -H "accept-encoding: $2" "$1" | awk '/Requests\/sec/ {print $2}'; }
+rps() { measure_rps "$1" -H "accept-encoding: $2"; }
 n=$(rps "http://127.0.0.1:$NG/doc.json" gzip)
 g=$(rps "http://127.0.0.1:$WG/gzip/doc.json" gzip)
 z=$(rps "http://127.0.0.1:$WG/zstd/doc.json" zstd)
 p=$(rps "http://127.0.0.1:$WG/plain/doc.json" identity)
 awk -v l="$LEVEL" -v n="$n" -v g="$g" -v z="$z" -v p="$p" -v s="$sizes" 'BEGIN { printf "64 KiB JSON: nginx gzip (level %d) %.0f rps; wasmgate gzip (level %d) %.0f rps = %.2fx; wasmgate zstd (level 3) %.0f rps; wasmgate uncompressed %.0f rps; sizes: %s\n", l, n, l, g, g / n, z, p, s }'
+p99_report
