@@ -73,6 +73,11 @@ class Headers {
   setBody(body) {
     this.h.setBody(toBytes(body));
   }
+  /** In a headers phase: this plugin does not need the body; its body phase is not called,
+   * and when no plugin needs the body it streams unread. */
+  skipBody() {
+    this.h.skipBody();
+  }
 }
 
 /** The request as it will be sent upstream. */

@@ -31,11 +31,14 @@ mod adapter;
 pub mod caps;
 mod config;
 mod edits;
+#[cfg(feature = "jmespath")]
+pub mod expr;
 pub mod hex;
 mod identity;
 pub mod media;
 mod message;
 mod rules;
+pub mod template;
 pub mod testing;
 
 /// Bindings generated from `wit/plugin.wit`; the types above wrap them.

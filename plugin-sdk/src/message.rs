@@ -164,6 +164,13 @@ impl Request<'_> {
         both!(self, Req, set_body(body))
     }
 
+    /// In the request-headers phase: this plugin does not need this request's body. Its
+    /// request-body phase is not called, and when no plugin needs the body it streams
+    /// upstream unread.
+    pub fn skip_body(&self) {
+        both!(self, Req, skip_body())
+    }
+
     /// Sends the request to this named upstream, and optionally this one of its targets
     /// (`"host:port"`), instead of the route's.
     pub fn set_upstream(&self, upstream: &str, target: Option<&str>) -> Result<(), String> {
@@ -245,6 +252,13 @@ impl Response<'_> {
     /// Replaces the body (Content-Length follows).
     pub fn set_body(&self, body: &[u8]) {
         both!(self, Resp, set_body(body))
+    }
+
+    /// In the response-headers phase: this plugin does not need this response's body. Its
+    /// response-body phase is not called, and when no plugin needs the body it streams back
+    /// unread.
+    pub fn skip_body(&self) {
+        both!(self, Resp, skip_body())
     }
 }
 

@@ -52,8 +52,12 @@ impl<P: Plugin> TestHost<P> {
         self.plugin.on_request_headers(&Request::test(&req.0))
     }
 
-    /// Runs the request-body phase (set the body with [`TestRequest::body`]).
+    /// Runs the request-body phase (set the body with [`TestRequest::body`]); like the
+    /// gateway, not when the request-headers phase said `skip_body`.
     pub fn request_body(&self, req: &TestRequest) -> Action {
+        if req.body_skipped() {
+            return Action::Continue;
+        }
         self.plugin.on_request_body(&Request::test(&req.0))
     }
 
@@ -63,8 +67,12 @@ impl<P: Plugin> TestHost<P> {
             .on_response_headers(&Request::test(&req.0), &Response::test(&resp.0))
     }
 
-    /// Runs the response-body phase.
+    /// Runs the response-body phase; like the gateway, not when the response-headers phase
+    /// said `skip_body`.
     pub fn response_body(&self, req: &TestRequest, resp: &TestResponse) -> Action {
+        if resp.body_skipped() {
+            return Action::Continue;
+        }
         self.plugin
             .on_response_body(&Request::test(&req.0), &Response::test(&resp.0))
     }
@@ -136,6 +144,7 @@ pub(crate) struct ReqState {
     params: Vec<(String, String)>,
     pub(crate) headers: Headers,
     body: Option<Vec<u8>>,
+    skip_body: bool,
     context: Vec<(String, String)>,
     upstream: Option<(String, Option<String>)>,
 }
@@ -187,6 +196,9 @@ impl ReqState {
     pub fn set_body(&mut self, body: &[u8]) {
         self.body = Some(body.to_vec());
     }
+    pub fn skip_body(&mut self) {
+        self.skip_body = true;
+    }
     pub fn set_upstream(&mut self, upstream: &str, target: Option<&str>) -> Result<(), String> {
         let known = with_host(|h| {
             h.upstreams
@@ -219,6 +231,7 @@ pub(crate) struct RespState {
     status: u16,
     pub(crate) headers: Headers,
     body: Option<Vec<u8>>,
+    skip_body: bool,
 }
 
 #[allow(missing_docs)]
@@ -236,6 +249,9 @@ impl RespState {
     }
     pub fn set_body(&mut self, body: &[u8]) {
         self.body = Some(body.to_vec());
+    }
+    pub fn skip_body(&mut self) {
+        self.skip_body = true;
     }
 }
 
@@ -260,6 +276,7 @@ impl TestRequest {
             params: Vec::new(),
             headers: Headers::default(),
             body: None,
+            skip_body: false,
             context: Vec::new(),
             upstream: None,
         }))
@@ -318,6 +335,11 @@ impl TestRequest {
     pub fn picked_upstream(&self) -> Option<(String, Option<String>)> {
         self.0.borrow().upstream.clone()
     }
+
+    /// Whether the plugin said it does not need the body (`skip_body`).
+    pub fn body_skipped(&self) -> bool {
+        self.0.borrow().skip_body
+    }
 }
 
 /// A response for [`TestHost`].
@@ -330,6 +352,7 @@ impl TestResponse {
             status,
             headers: Headers::default(),
             body: None,
+            skip_body: false,
         }))
     }
 
@@ -350,6 +373,11 @@ impl TestResponse {
     /// The response as the plugin left it.
     pub fn view(&self) -> Response<'_> {
         Response::test(&self.0)
+    }
+
+    /// Whether the plugin said it does not need the body (`skip_body`).
+    pub fn body_skipped(&self) -> bool {
+        self.0.borrow().skip_body
     }
 }
 

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use super::bindings::types::LogEntry;
 use super::bindings::{Action, Answer, Phases};
 use super::error::Failure;
-use super::exchange::{Exchange, ResponseState};
+use super::exchange::{BodySkips, Exchange, ResponseState};
 use super::instance::Phase;
 use super::settings::FailMode;
 use super::step::Step;
@@ -76,6 +76,16 @@ impl Chain {
         self.phases.contains(phase.flag())
     }
 
+    /// Whether one of the first `upto` steps still needs the body of `phase` (a body phase)
+    /// for this exchange: it implements the phase and did not call `skip-body`.
+    pub fn wants_body(&self, phase: Phase, ex: &Exchange, upto: usize) -> bool {
+        self.has(phase)
+            && self.steps[..upto.min(self.steps.len())]
+                .iter()
+                .enumerate()
+                .any(|(i, s)| s.phases.contains(phase.flag()) && !skips(phase, ex, i))
+    }
+
     /// Runs `phase` on the first `upto` steps: in chain order for request phases, in reverse
     /// for response phases. In a request phase an answer (or a fail-closed plugin) stops the
     /// chain; in a response phase it replaces the response in `ex` and the remaining steps run
@@ -93,9 +103,10 @@ impl Chain {
         for n in 0..upto {
             let i = if response_phase { upto - 1 - n } else { n };
             let step = &self.steps[i];
-            if !step.phases.contains(phase.flag()) {
+            if !step.phases.contains(phase.flag()) || skips(phase, &ex, i) {
                 continue;
             }
+            ex.step = i;
             let (back, result) = step.call(phase, ex).await;
             ex = back;
             let reply = match result {
@@ -146,6 +157,15 @@ impl Chain {
                 return;
             }
         }
+    }
+}
+
+/// Whether step `i` said it does not need the body of body phase `phase`.
+fn skips(phase: Phase, ex: &Exchange, i: usize) -> bool {
+    match phase {
+        Phase::RequestBody => BodySkips::skips(ex.skips.request, i),
+        Phase::ResponseBody => BodySkips::skips(ex.skips.response, i),
+        _ => false,
     }
 }
 

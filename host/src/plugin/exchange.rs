@@ -35,6 +35,30 @@ pub struct Exchange {
     /// Set by `set-upstream`: where to send instead of the route's upstream.
     pub upstream: Option<(Arc<Upstream>, Option<Arc<Target>>)>,
     pub response: Option<ResponseState>,
+    /// The chain step being called, for `skip-body`.
+    pub step: usize,
+    /// Steps that said `skip-body` for this request's and this response's body.
+    pub skips: BodySkips,
+}
+
+/// Which steps of the chain do not need a body, one bit per step: the first 64 steps can skip,
+/// any later one always gets the body it asked for.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BodySkips {
+    pub request: u64,
+    pub response: u64,
+}
+
+impl BodySkips {
+    fn bit(step: usize) -> u64 {
+        1u64.checked_shl(u32::try_from(step).unwrap_or(u32::MAX))
+            .unwrap_or(0)
+    }
+
+    pub fn skips(mask: u64, step: usize) -> bool {
+        let bit = Self::bit(step);
+        bit != 0 && mask & bit != 0
+    }
 }
 
 impl Exchange {
@@ -154,6 +178,8 @@ impl Exchange {
             context: Vec::new(),
             upstream: None,
             response: None,
+            step: 0,
+            skips: BodySkips::default(),
         }
     }
 }
@@ -277,6 +303,11 @@ impl HostRequest for ExchangeView<'_> {
         self.ex().body = Some(Bytes::from(body));
     }
 
+    fn skip_body(&mut self, _: Resource<RequestHandle>) {
+        let ex = self.ex();
+        ex.skips.request |= BodySkips::bit(ex.step);
+    }
+
     fn set_upstream(
         &mut self,
         _: Resource<RequestHandle>,
@@ -371,6 +402,11 @@ impl HostResponse for ExchangeView<'_> {
 
     fn set_body(&mut self, _: Resource<ResponseHandle>, body: Vec<u8>) {
         self.resp().body = Some(Bytes::from(body));
+    }
+
+    fn skip_body(&mut self, _: Resource<ResponseHandle>) {
+        let ex = self.ex();
+        ex.skips.response |= BodySkips::bit(ex.step);
     }
 
     fn drop(&mut self, _: Resource<ResponseHandle>) -> wasmtime::Result<()> {

@@ -193,7 +193,7 @@ async fn phases(
     }
 
     // request body
-    let body = if chain.has(Phase::RequestBody) {
+    let body = if chain.wants_body(Phase::RequestBody, &ex, all) {
         match Box::pin(plugins::request_body(chain, ex, body)).await {
             (back, Ok(body)) => {
                 ex = back;

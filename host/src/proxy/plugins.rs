@@ -40,6 +40,8 @@ pub(super) fn exchange(
         context: Vec::new(),
         upstream: None,
         response: None,
+        step: 0,
+        skips: Default::default(),
     })
 }
 
@@ -142,6 +144,7 @@ async fn respond(
         body = ResponseBody::from(Bytes::new());
     }
     let wants_body = wants_body
+        && chain.wants_body(Phase::ResponseBody, &ex, upto)
         && ex
             .response
             .as_ref()

@@ -69,6 +69,9 @@ class Headers {
   setBody(body) {
     this.bodyBytes = body;
   }
+  skipBody() {
+    this.bodySkipped = true;
+  }
 }
 
 const bytes = (b) => (typeof b === "string" ? new TextEncoder().encode(b) : b);
@@ -155,13 +158,13 @@ export class TestHost {
     return guest.onRequestHeaders(req);
   }
   requestBody(req) {
-    return guest.onRequestBody(req);
+    return req.bodySkipped ? { tag: "continue" } : guest.onRequestBody(req);
   }
   responseHeaders(req, resp) {
     return guest.onResponseHeaders(req, resp);
   }
   responseBody(req, resp) {
-    return guest.onResponseBody(req, resp);
+    return resp.bodySkipped ? { tag: "continue" } : guest.onResponseBody(req, resp);
   }
 }
 

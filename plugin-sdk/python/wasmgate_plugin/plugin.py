@@ -97,6 +97,11 @@ class _Headers:
     def set_body(self, body):
         self._h.set_body(_bytes(body))
 
+    def skip_body(self):
+        """In a headers phase: this plugin does not need the body; its body phase is not
+        called, and when no plugin needs the body it streams unread."""
+        self._h.skip_body()
+
 
 class Request(_Headers):
     """The request as it will be sent upstream."""

@@ -118,6 +118,9 @@ class _Headers:
     def set_body(self, body):
         self.body_bytes = bytes(body)
 
+    def skip_body(self):
+        self.body_skipped = True
+
 
 class TestRequest(_Headers):
     """A request as the gateway would hand it to a plugin."""
@@ -208,12 +211,16 @@ class TestHost:
         return self.guest.on_request_headers(req)
 
     def request_body(self, req):
+        if getattr(req, "body_skipped", False):
+            return _native.Action_Continue()
         return self.guest.on_request_body(req)
 
     def response_headers(self, req, resp):
         return self.guest.on_response_headers(req, resp)
 
     def response_body(self, req, resp):
+        if getattr(resp, "body_skipped", False):
+            return _native.Action_Continue()
         return self.guest.on_response_body(req, resp)
 
 

@@ -7,12 +7,12 @@
 
 use std::collections::BTreeMap;
 
-use jmespath::functions::{ArgumentType, Function, Signature};
-use jmespath::{Context, JmespathError, Rcvar, Variable};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value};
+use wasmgate_plugin_sdk::expr::{self, Expression};
 use wasmgate_plugin_sdk::http::{Error as HttpError, Outgoing};
 use wasmgate_plugin_sdk::prelude::*;
+use wasmgate_plugin_sdk::template::Template;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,59 +42,17 @@ fn default_timeout() -> u32 {
     2000
 }
 
-/// A piece of a URL template.
-enum Part {
-    Text(String),
-    Param(String),
-    Query(String),
-    Header(String),
-    Context(String),
-}
-
 struct Call {
     name: String,
-    url: Vec<Part>,
+    url: Template,
     timeout_ms: u32,
     optional: bool,
 }
 
 pub struct Aggregate {
     calls: Vec<Call>,
-    shape: Option<jmespath::Expression<'static>>,
+    shape: Option<Expression<'static>>,
     forward_headers: Vec<String>,
-}
-
-/// JMESPath's built-in functions, with `avg` as the specification has it: `avg([])` is null
-/// (the crate's own fails on an empty list, which an optional call that failed easily gives).
-fn runtime() -> &'static jmespath::Runtime {
-    let mut rt = jmespath::Runtime::new();
-    rt.register_builtin_functions();
-    rt.register_function(
-        "avg",
-        Box::new(Avg(Signature::new(
-            vec![ArgumentType::TypedArray(Box::new(ArgumentType::Number))],
-            None,
-        ))),
-    );
-    // Compiled expressions borrow their runtime; one per plugin instance, made once at `init`.
-    Box::leak(Box::new(rt))
-}
-
-struct Avg(Signature);
-
-impl Function for Avg {
-    fn evaluate(&self, args: &[Rcvar], ctx: &mut Context<'_>) -> Result<Rcvar, JmespathError> {
-        self.0.validate(args, ctx)?;
-        let values: Vec<f64> = args
-            .first()
-            .and_then(|a| a.as_array())
-            .map(|items| items.iter().filter_map(|v| v.as_number()).collect())
-            .unwrap_or_default();
-        let avg = (!values.is_empty())
-            .then(|| serde_json::Number::from_f64(values.iter().sum::<f64>() / values.len() as f64))
-            .flatten();
-        Ok(Rcvar::new(avg.map_or(Variable::Null, Variable::Number)))
-    }
 }
 
 /// What a value put into a URL is escaped from: everything but unreserved characters.
@@ -104,57 +62,23 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-fn template(call: &str, url: &str) -> Result<Vec<Part>, String> {
+fn template(call: &str, url: &str) -> Result<Template, String> {
     if !url.starts_with("http://") {
         return Err(format!(
             "calls.{call}: `{url}` must be http://UPSTREAM/path"
         ));
     }
-    let mut parts = Vec::new();
-    let mut rest = url;
-    while let Some(open) = rest.find('{') {
-        let close = rest[open..]
-            .find('}')
-            .map(|c| open + c)
-            .ok_or_else(|| format!("calls.{call}: `{url}` has a `{{` without its `}}`"))?;
-        parts.push(Part::Text(rest[..open].to_string()));
-        let name = &rest[open + 1..close];
-        parts.push(match name.split_once('.') {
-            Some(("param", p)) => Part::Param(p.to_string()),
-            Some(("query", q)) => Part::Query(q.to_string()),
-            Some(("header", h)) => Part::Header(h.to_ascii_lowercase()),
-            Some(("context", c)) => Part::Context(c.to_string()),
-            _ => {
-                return Err(format!(
-                    "calls.{call}: `{{{name}}}` is not one of {{param.X}}, {{query.X}}, {{header.X}}, {{context.X}}"
-                ));
-            }
-        });
-        rest = &rest[close + 1..];
-    }
-    parts.push(Part::Text(rest.to_string()));
-    Ok(parts)
+    Template::parse(url, &[]).map_err(|e| format!("calls.{call}: {e}"))
 }
 
 impl Call {
     /// The URL for `req`, or what the request lacks.
     fn url(&self, req: &Request) -> Result<String, String> {
-        let mut out = String::new();
-        for part in &self.url {
-            let (value, what) = match part {
-                Part::Text(t) => {
-                    out.push_str(t);
-                    continue;
-                }
-                Part::Param(p) => (req.path_param(p), format!("path parameter `{p}`")),
-                Part::Query(q) => (req.query_param(q), format!("query parameter `{q}`")),
-                Part::Header(h) => (req.header(h), format!("header `{h}`")),
-                Part::Context(c) => (req.context_get(c), format!("`{c}` in the request context")),
-            };
-            let value = value.ok_or_else(|| format!("the request has no {what}"))?;
-            out.extend(utf8_percent_encode(&value, COMPONENT));
-        }
-        Ok(out)
+        self.url.render(
+            req,
+            |_| None,
+            |v, out| out.extend(utf8_percent_encode(v, COMPONENT)),
+        )
     }
 }
 
@@ -191,9 +115,7 @@ impl Plugin for Aggregate {
         let shape = c
             .shape
             .map(|s| {
-                runtime()
-                    .compile(&s)
-                    .map_err(|e| format!("`shape` is not a JMESPath expression: {e}"))
+                expr::compile(&s).map_err(|e| format!("`shape` is not a JMESPath expression: {e}"))
             })
             .transpose()?;
         Ok(Aggregate {
@@ -251,9 +173,8 @@ impl Plugin for Aggregate {
         let merged = Value::Object(merged);
         let mut out = match &self.shape {
             None => merged,
-            Some(expr) => match expr.search(merged).map(|v| serde_json::to_value(&*v)) {
-                Ok(Ok(v)) => v,
-                Ok(Err(e)) => return Answer::problem(500, &format!("shape: {e}")).into(),
+            Some(shape) => match expr::search(shape, merged) {
+                Ok(v) => v,
                 Err(e) => return Answer::problem(500, &format!("shape: {e}")).into(),
             },
         };
@@ -369,15 +290,6 @@ mod tests {
         assert_eq!(
             answer(&a)["detail"],
             "the request has no path parameter `id`"
-        );
-    }
-
-    #[test]
-    fn avg_of_nothing_is_null() {
-        let e = runtime().compile("avg(`[]`)").unwrap();
-        assert_eq!(
-            serde_json::to_value(&*e.search(Value::Null).unwrap()).unwrap(),
-            Value::Null
         );
     }
 
