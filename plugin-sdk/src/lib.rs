@@ -40,6 +40,7 @@ mod message;
 mod rules;
 pub mod template;
 pub mod testing;
+pub mod time;
 
 /// Bindings generated from `wit/plugin.wit`; the types above wrap them.
 #[doc(hidden)]

@@ -390,6 +390,15 @@ async fn example_config_answers_through_the_demo_backend() {
     ]);
     assert!(out.contains("not valid JSON"), "{out}");
 
+    // The `users-v1` route: the v2 service's answer in the v1 shape.
+    let r = get_with(&gw.url("/v1/users/6"), &[("x-request-id", "req-6")]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"id": 6, "firstName": "Grace", "lastName": "Brewster Hopper",
+            "email": "user6@example.com", "_api_version": "v1", "_request_id": "req-6"})
+    );
+
     // The `tenants` route: each tenant's headers; an unknown tenant refused.
     let r = get_with(&gw.url("/t/reports"), &[("x-tenant", "globex")]).await;
     assert_eq!(r.json()["headers"]["x-plan"], "enterprise", "{}", r.text());

@@ -17,4 +17,5 @@ mod policies;
 mod protocols;
 mod routing;
 mod seeds;
+mod transform;
 mod validation;

@@ -33,6 +33,28 @@ pub fn users(path: &str) -> Option<Value> {
     })
 }
 
+/// The answer for `/v2/users/{id}`: version 2 of the users service, which merged v1's
+/// `firstName` and `lastName` into `fullName`; `None` for any other path.
+pub fn users_v2(path: &str) -> Option<Value> {
+    let n: u64 = path.strip_prefix("/v2/users/")?.parse().ok()?;
+    let names = [
+        "Ada Lovelace",
+        "Alan Turing",
+        "Grace Brewster Hopper",
+        "Edsger Dijkstra",
+    ];
+    let full = names
+        .get((n % 4) as usize)
+        .copied()
+        .unwrap_or("Ada Lovelace");
+    Some(json!({
+        "id": n,
+        "fullName": full,
+        "email": format!("user{n}@example.com"),
+        "createdAt": "2024-01-15T09:30:00Z",
+    }))
+}
+
 /// RFC 7662: `{"active": true, ...}` for the demo token asked by the demo client, else
 /// `{"active": false}`; a wrong client gets `invalid_client`.
 pub fn introspect(basic: Option<&HeaderValue>, form: &[u8]) -> Value {
@@ -72,6 +94,11 @@ mod tests {
         assert!(users("/users/x").is_none());
         assert!(users("/users/7/other").is_none());
         assert!(users("/hello").is_none());
+        assert_eq!(
+            users_v2("/v2/users/6").map(|u| u["fullName"].clone()),
+            Some(json!("Grace Brewster Hopper"))
+        );
+        assert!(users_v2("/v2/users/x").is_none());
     }
 
     #[test]

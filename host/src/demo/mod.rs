@@ -31,7 +31,8 @@ pub async fn serve(listener: TcpListener) {
 
 async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
-    if let Some(json) = data::users(parts.uri.path()) {
+    let path = parts.uri.path();
+    if let Some(json) = data::users(path).or_else(|| data::users_v2(path)) {
         return Ok(json_response(json));
     }
     // The demo is for small requests; a body it cannot read is reported as empty.
