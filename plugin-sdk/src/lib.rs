@@ -33,6 +33,7 @@ mod config;
 mod edits;
 #[cfg(feature = "jmespath")]
 pub mod expr;
+pub mod fields;
 pub mod hex;
 mod identity;
 pub mod media;

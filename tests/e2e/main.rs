@@ -12,6 +12,7 @@ mod edge;
 mod errors;
 mod handlers;
 mod lifecycle;
+mod localize;
 mod plugins;
 mod policies;
 mod protocols;

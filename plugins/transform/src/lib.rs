@@ -5,7 +5,7 @@
 //! is refused with 400; a response body that does not is passed through with a warning, or
 //! answered with 502 when `on_error = "fail"`.
 
-mod paths;
+mod case;
 mod xml;
 
 use std::collections::BTreeMap;
@@ -15,7 +15,8 @@ use wasmgate_plugin_sdk::expr::{self, Expression};
 use wasmgate_plugin_sdk::prelude::*;
 use wasmgate_plugin_sdk::template::{self, Part, Template};
 
-pub use paths::{Case, Path};
+pub use case::Case;
+use wasmgate_plugin_sdk::fields::Path;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

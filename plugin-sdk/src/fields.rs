@@ -1,8 +1,7 @@
-//! Field paths (`user.name`, `items[].id`: `[]` after a name means every element of that
-//! array, a leading `[]` every element of a top-level array) and the edits made through them.
+//! Field paths into JSON documents, as plugins that edit bodies take them from their config:
+//! `user.name`, `items[].id` (`[]` after a name means every element of that array, a leading
+//! `[]` every element of a top-level array), and the edits made through them.
 
-use heck::{ToKebabCase, ToLowerCamelCase, ToSnakeCase, ToUpperCamelCase};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +18,7 @@ pub struct Path {
 }
 
 impl Path {
+    /// Parses `text`; `Err` says what is wrong with it.
     pub fn parse(text: &str) -> Result<Path, String> {
         let mut steps = Vec::new();
         for seg in text.split('.') {
@@ -52,6 +52,12 @@ impl Path {
         self.steps.contains(&Step::Each)
     }
 
+    /// Calls `f` with every object the path reaches that may hold its last field (whether it
+    /// does or not), and that field's name: for edits that read the field's siblings.
+    pub fn each_parent(&self, root: &mut Value, mut f: impl FnMut(&mut Map<String, Value>, &str)) {
+        self.parents(root, false, &mut f);
+    }
+
     /// Calls `f` with every object the path's last field belongs in; with `create`, missing
     /// objects on the way are made (and `f` is called on them).
     fn parents(
@@ -63,7 +69,8 @@ impl Path {
         visit(root, &self.steps, &self.last, create, f);
     }
 
-    /// Renames the field (keeping its place among its siblings).
+    /// Renames the field (keeping its place among its siblings when serde_json's
+    /// `preserve_order` feature is on).
     pub fn rename(&self, root: &mut Value, to: &str) {
         self.parents(root, false, &mut |m, last| {
             if !m.contains_key(last) {
@@ -80,17 +87,33 @@ impl Path {
         });
     }
 
+    /// Removes the field wherever the path reaches it.
     pub fn remove(&self, root: &mut Value) {
         self.parents(root, false, &mut |m, last| {
-            m.shift_remove(last);
+            // `retain` keeps the other keys' order, whatever serde_json's features.
+            m.retain(|k, _| k != last);
         });
     }
 
     /// Takes the field's value out (a path without `[]`).
     pub fn take(&self, root: &mut Value) -> Option<Value> {
         let mut out = None;
-        self.parents(root, false, &mut |m, last| out = m.shift_remove(last));
+        self.parents(root, false, &mut |m, last| {
+            out = m.get_mut(last).map(Value::take);
+            if out.is_some() {
+                m.retain(|k, _| k != last);
+            }
+        });
         out
+    }
+
+    /// Calls `f` on the field's value wherever the path reaches one.
+    pub fn update(&self, root: &mut Value, mut f: impl FnMut(&mut Value)) {
+        self.parents(root, false, &mut |m, last| {
+            if let Some(v) = m.get_mut(last) {
+                f(v);
+            }
+        });
     }
 
     /// Sets the field in every parent, making missing objects on the way.
@@ -138,50 +161,6 @@ fn visit(
     }
 }
 
-/// A key naming convention.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Case {
-    /// `user_id`
-    Snake,
-    /// `userId`
-    Camel,
-    /// `user-id`
-    Kebab,
-    /// `UserId`
-    Pascal,
-}
-
-impl Case {
-    /// `key` in this case; an XML attribute's `@` or a text node's `#` stays in front.
-    pub fn key(self, key: &str) -> String {
-        let (mark, rest) = match key.as_bytes().first() {
-            Some(b'@' | b'#') => key.split_at(1),
-            _ => ("", key),
-        };
-        let converted = match self {
-            Case::Snake => rest.to_snake_case(),
-            Case::Camel => rest.to_lower_camel_case(),
-            Case::Kebab => rest.to_kebab_case(),
-            Case::Pascal => rest.to_upper_camel_case(),
-        };
-        format!("{mark}{converted}")
-    }
-
-    /// Every object key in `v`, at every depth.
-    pub fn keys(self, v: Value) -> Value {
-        match v {
-            Value::Object(m) => Value::Object(
-                m.into_iter()
-                    .map(|(k, v)| (self.key(&k), self.keys(v)))
-                    .collect(),
-            ),
-            Value::Array(items) => Value::Array(items.into_iter().map(|v| self.keys(v)).collect()),
-            other => other,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,8 +180,8 @@ mod tests {
         let moved = p("name").take(&mut v).unwrap();
         p("profile.name").set(&mut v, || moved.clone());
         assert_eq!(
-            v.to_string(),
-            r#"{"user":7,"items":[{"id":1,"seen":true},{"id":3,"seen":true}],"profile":{"name":"x"}}"#
+            v,
+            json!({"user": 7, "items": [{"id": 1, "seen": true}, {"id": 3, "seen": true}], "profile": {"name": "x"}})
         );
         let mut top = json!([{"a": 1}, {"a": 2}]);
         p("[].a").rename(&mut top, "b");
@@ -219,20 +198,5 @@ mod tests {
         for bad in ["", "a..b", "a[0]", "a[]", "[]", "a.[]"] {
             assert!(Path::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn key_cases_either_way() {
-        let v = json!({"user_id": 1, "homeAddress": {"zip_code": "x", "@lang": "en"}, "list": [{"first_name": "a"}]});
-        assert_eq!(
-            Case::Camel.keys(v.clone()),
-            json!({"userId": 1, "homeAddress": {"zipCode": "x", "@lang": "en"}, "list": [{"firstName": "a"}]})
-        );
-        assert_eq!(
-            Case::Snake.keys(Case::Camel.keys(v)),
-            json!({"user_id": 1, "home_address": {"zip_code": "x", "@lang": "en"}, "list": [{"first_name": "a"}]})
-        );
-        assert_eq!(Case::Kebab.key("userId"), "user-id");
-        assert_eq!(Case::Pascal.key("user_id"), "UserId");
     }
 }
