@@ -399,6 +399,21 @@ async fn example_config_answers_through_the_demo_backend() {
             "email": "user6@example.com", "_api_version": "v1", "_request_id": "req-6"})
     );
 
+    // The `products` route: prices and dates for the client's locale, a 404 in French.
+    let r = get_with(
+        &gw.url("/products/3"),
+        &[("accept-language", "de-CH, fr;q=0.8")],
+    )
+    .await;
+    assert_eq!(r.header("content-language"), Some("de"), "{}", r.text());
+    assert_eq!(r.json()["price"], "1.234,50\u{a0}€");
+    assert_eq!(r.json()["available_from"], "01.03.2024");
+    let r = get_with(&gw.url("/products/3?lang=en"), &[("accept-language", "de")]).await;
+    assert_eq!(r.json()["price"], "€1,234.50");
+    let r = get_with(&gw.url("/products/kettle"), &[("accept-language", "fr")]).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["title"], "Introuvable");
+
     // The `tenants` route: each tenant's headers; an unknown tenant refused.
     let r = get_with(&gw.url("/t/reports"), &[("x-tenant", "globex")]).await;
     assert_eq!(r.json()["headers"]["x-plan"], "enterprise", "{}", r.text());

@@ -141,3 +141,51 @@ async fn bad_localize_configs_are_refused_by_check() {
         );
     }
 }
+
+/// Hostile answers and headers: what cannot be read passes unchanged, too much is refused, the
+/// gateway unharmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_leaves_the_gateway_unharmed() {
+    let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+    let served = deep.clone();
+    let up = Upstream::serve("up", move |req| {
+        let deep = served.clone();
+        async move {
+            let body: bytes::Bytes = match req.uri().path() {
+                "/deep" => deep.into(),
+                "/utf8" => bytes::Bytes::from_static(b"{\"total\": \"\xff\xfe\"}"),
+                "/huge" => vec![b' '; 10 << 20].into(),
+                _ => bytes::Bytes::from_static(br#"{"total": 5}"#),
+            };
+            let mut r = http::Response::new(full(body));
+            r.headers_mut().insert(
+                "content-type",
+                http::HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+    })
+    .await;
+    let gw = Gateway::start(
+        &(upstream_block("up", &[&up], "")
+            + &plugin_block("localize", "localize", "body_limit = \"1MiB\"")
+            + "[[routes]]\npath_prefix = \"/\"\nupstream = \"up\"\nplugins = [{ name = \"localize\", config = { locales = [\"en\", \"de\"], format = [{ path = \"total\", as = \"currency\", currency = \"EUR\" }] } }]\n"),
+    )
+    .await;
+    let de = [("accept-language", "de")];
+    let r = get_with(&gw.url("/deep"), &de).await;
+    assert_eq!(
+        (r.status, r.text().len()),
+        (http::StatusCode::OK, deep.len())
+    );
+    let r = get_with(&gw.url("/utf8"), &de).await;
+    assert_eq!(r.status, 200);
+    let r = get_with(&gw.url("/huge"), &de).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    // A giant Accept-Language of nonsense: the default locale.
+    let junk = "x-".repeat(2000) + &",;q=".repeat(1000);
+    let r = get_with(&gw.url("/fine"), &[("accept-language", junk.as_str())]).await;
+    assert_eq!(r.header("content-language"), Some("en"));
+    let r = get_with(&gw.url("/fine"), &de).await;
+    assert_eq!(r.json()["total"], "5,00\u{a0}€");
+}

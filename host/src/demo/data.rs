@@ -55,6 +55,28 @@ pub fn users_v2(path: &str) -> Option<Value> {
     }))
 }
 
+/// The answer for `/products/{id}` (a price in its currency and a date, for the localization
+/// example): `Some(Ok(product))` for a numeric id, `Some(Err(problem))` for any other id (a
+/// 404 problem, as a real catalogue would answer), `None` for any other path.
+pub fn products(path: &str) -> Option<Result<Value, Value>> {
+    let id = path.strip_prefix("/products/")?;
+    let Ok(n) = id.parse::<u64>() else {
+        return Some(Err(json!({
+            "type": "about:blank",
+            "title": "Not Found",
+            "status": 404,
+            "detail": format!("there is no product `{id}`"),
+        })));
+    };
+    Some(Ok(json!({
+        "id": n,
+        "name": format!("Kettle {n}"),
+        "price": 1234.5,
+        "currency": "EUR",
+        "available_from": "2024-03-01",
+    })))
+}
+
 /// RFC 7662: `{"active": true, ...}` for the demo token asked by the demo client, else
 /// `{"active": false}`; a wrong client gets `invalid_client`.
 pub fn introspect(basic: Option<&HeaderValue>, form: &[u8]) -> Value {
@@ -99,6 +121,8 @@ mod tests {
             Some(json!("Grace Brewster Hopper"))
         );
         assert!(users_v2("/v2/users/x").is_none());
+        assert!(matches!(products("/products/3"), Some(Ok(p)) if p["price"] == 1234.5));
+        assert!(matches!(products("/products/x"), Some(Err(p)) if p["status"] == 404));
     }
 
     #[test]

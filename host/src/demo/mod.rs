@@ -35,6 +35,19 @@ async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallibl
     if let Some(json) = data::users(path).or_else(|| data::users_v2(path)) {
         return Ok(json_response(json));
     }
+    match data::products(path) {
+        Some(Ok(product)) => return Ok(json_response(product)),
+        Some(Err(problem)) => {
+            let mut resp = json_response(problem);
+            *resp.status_mut() = http::StatusCode::NOT_FOUND;
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/problem+json"),
+            );
+            return Ok(resp);
+        }
+        None => {}
+    }
     // The demo is for small requests; a body it cannot read is reported as empty.
     let body = body
         .collect()
