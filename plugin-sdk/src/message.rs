@@ -99,6 +99,19 @@ impl Request<'_> {
         })
     }
 
+    /// Every value of query parameter `name` (`?tag=a&tag=b`), percent-decoded, in order.
+    pub fn query_params(&self, name: &str) -> Vec<String> {
+        let Some(q) = self.query() else {
+            return Vec::new();
+        };
+        q.split('&')
+            .filter_map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (decode(k) == name).then(|| decode(v))
+            })
+            .collect()
+    }
+
     /// The host the client asked for.
     pub fn authority(&self) -> String {
         both!(self, Req, authority())

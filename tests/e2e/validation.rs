@@ -166,6 +166,14 @@ async fn validate_bad_configs_are_refused_by_check() {
             r#"{ headers = { x = { needed = true } } }"#,
             "unknown field `needed`",
         ),
+        (
+            r#"{ openapi = { openapi = "2.0", paths = {} } }"#,
+            "openapi: OpenAPI `2.0` is not supported",
+        ),
+        (
+            r#"{ openapi_file = "/spec/missing.yaml" }"#,
+            "grant its folder to the plugin with `dirs`",
+        ),
     ] {
         let err = check_refuses(
             &(upstream_block("up", &[&up], "")
@@ -179,4 +187,102 @@ async fn validate_bad_configs_are_refused_by_check() {
             "{config}: {err}"
         );
     }
+}
+
+/// An OpenAPI document read from a file granted to the plugin: requests are checked by
+/// operation, unknown methods get 405 with `Allow`, and answers that break the document are
+/// logged and counted while the client still gets them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_checks_requests_and_answers() {
+    let up = Upstream::serve("up", |req| async move {
+        // The user service answers a string id: a break of its own contract.
+        let body = if req.uri().path().ends_with("/7") {
+            r#"{"id": 7, "name": "Ada"}"#
+        } else {
+            r#"{"id": "oops"}"#
+        };
+        let mut r = http::Response::new(full(body));
+        r.headers_mut().insert(
+            "content-type",
+            http::HeaderValue::from_static("application/json"),
+        );
+        r
+    })
+    .await;
+    let dir = temp_dir("openapi");
+    std::fs::write(
+        dir.join("api.yaml"),
+        r#"openapi: 3.1.0
+servers: [{url: /api}]
+paths:
+  /users/{id}:
+    get:
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: integer, minimum: 1}}
+        - {name: verbose, in: query, schema: {type: boolean}}
+      responses:
+        "200":
+          content:
+            application/json:
+              schema: {type: object, required: [id, name], properties: {id: {type: integer}, name: {type: string}}}
+"#,
+    )
+    .expect("write the document");
+    let gw = Gateway::start(
+        &(upstream_block("up", &[&up], "")
+            + &plugin_block(
+                "validate",
+                "validate",
+                &format!("dirs = [{{ host = \"{}\", guest = \"/spec\" }}]", dir.display()),
+            )
+            + "[[routes]]\nname = \"api\"\npath_prefix = \"/api\"\nupstream = \"up\"\nplugins = [{ name = \"validate\", config = { openapi_file = \"/spec/api.yaml\", validate_responses = true } }]\n"),
+    )
+    .await;
+    let r = get_with(&gw.url("/api/users/7?verbose=true"), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = get_with(&gw.url("/api/users/0?verbose=maybe"), &[]).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let v = r.json();
+    let at: Vec<(&str, &str)> = v["violations"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| {
+                    (
+                        x["location"].as_str().unwrap_or(""),
+                        x["name"].as_str().unwrap_or(""),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(at, [("path", "id"), ("query", "verbose")], "{v}");
+    let r = send(
+        http::Request::delete(gw.url("/api/users/7"))
+            .body(full(""))
+            .expect("request"),
+    )
+    .await
+    .expect("delete");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET"));
+    assert_eq!(get_with(&gw.url("/api/orders"), &[]).await.status, 404);
+    // An answer that breaks the document still reaches the client; the gateway says so.
+    let r = get_with(&gw.url("/api/users/8"), &[]).await;
+    assert_eq!(
+        (r.status, r.text()),
+        (http::StatusCode::OK, r#"{"id": "oops"}"#.to_string())
+    );
+    gw.wait_log("the 200 answer to GET /users/{id} breaks its schema")
+        .await;
+    let scrape = gw.metrics().await;
+    assert!(
+        metric_line(
+            &scrape,
+            "wasmgate_plugin_response_invalid",
+            &["operation=\"GET /users/{id}\""]
+        )
+        .is_some(),
+        "{scrape}"
+    );
 }
