@@ -4,10 +4,7 @@
 
 use std::sync::Arc;
 
-use futures_util::stream;
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::harness::*;
 
@@ -26,21 +23,6 @@ fn json_of(n: usize) -> String {
     s.pop();
     s.push(']');
     s
-}
-
-fn answer(ct: &str, extra: &[(&str, &str)], body: impl Into<bytes::Bytes>) -> http::Response<Body> {
-    let mut r = http::Response::new(full(body));
-    r.headers_mut().insert(
-        "content-type",
-        http::HeaderValue::from_str(ct).expect("valid"),
-    );
-    for (k, v) in extra {
-        r.headers_mut().insert(
-            http::HeaderName::from_bytes(k.as_bytes()).expect("valid"),
-            http::HeaderValue::from_str(v).expect("valid"),
-        );
-    }
-    r
 }
 
 /// curl's answer to `path` with `accept` (curl decodes the body): (headers, body).
@@ -135,23 +117,13 @@ async fn compression_streams() {
     let release = Arc::new(tokio::sync::Notify::new());
     let held = release.clone();
     let up = Upstream::serve("up", move |_req| {
-        let held = held.clone();
+        let body = held_body(
+            bytes::Bytes::from(json_of(256 * 1024)),
+            bytes::Bytes::from_static(b"\n"),
+            held.clone(),
+        );
         async move {
-            let first = bytes::Bytes::from(json_of(256 * 1024));
-            let chunks = stream::unfold(0, move |n| {
-                let (held, first) = (held.clone(), first.clone());
-                async move {
-                    match n {
-                        0 => Some((Ok::<_, BoxError>(Frame::data(first)), 1)),
-                        1 => {
-                            held.notified().await;
-                            Some((Ok(Frame::data(bytes::Bytes::from_static(b"\n"))), 2))
-                        }
-                        _ => None,
-                    }
-                }
-            });
-            let mut r = http::Response::new(StreamBody::new(chunks).boxed());
+            let mut r = http::Response::new(body);
             r.headers_mut().insert(
                 "content-type",
                 http::HeaderValue::from_static("application/json"),
@@ -172,7 +144,6 @@ async fn compression_streams() {
         .await
         .expect("write");
     let mut got = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
     // Compressed body bytes arrive before the upstream sends its last chunk.
     let body_started = |got: &[u8]| {
         let text = String::from_utf8_lossy(got);
@@ -180,25 +151,21 @@ async fn compression_streams() {
             head.contains("content-encoding: gzip") && body.len() > 1024
         })
     };
-    tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while !body_started(&got) {
-            let n = conn.read(&mut buf).await.expect("read");
-            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
-            got.extend_from_slice(&buf[..n]);
-        }
-    })
-    .await
-    .expect("compressed bytes while the upstream still holds its last chunk");
+    read_until(
+        &mut conn,
+        &mut got,
+        body_started,
+        "compressed bytes while the upstream still holds its last chunk",
+    )
+    .await;
     release.notify_one();
-    tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while !got.ends_with(b"0\r\n\r\n") {
-            let n = conn.read(&mut buf).await.expect("read");
-            assert!(n > 0, "closed before the end");
-            got.extend_from_slice(&buf[..n]);
-        }
-    })
-    .await
-    .expect("the end of the compressed body");
+    read_until(
+        &mut conn,
+        &mut got,
+        |g| g.ends_with(b"0\r\n\r\n"),
+        "the end of the compressed body",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,6 +37,65 @@ pub fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|e| match e {}).boxed()
 }
 
+/// An upstream's answer: 200 with this content type, these headers and body.
+pub fn answer(ct: &str, extra: &[(&str, &str)], body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    r.headers_mut().insert(
+        "content-type",
+        http::HeaderValue::from_str(ct).expect("valid"),
+    );
+    for (k, v) in extra {
+        r.headers_mut().insert(
+            http::HeaderName::from_bytes(k.as_bytes()).expect("valid"),
+            http::HeaderValue::from_str(v).expect("valid"),
+        );
+    }
+    r
+}
+
+/// A body that sends `first` at once and `rest` only once `release` is notified: an upstream
+/// still working on its answer, to show what streams through.
+pub fn held_body(first: Bytes, rest: Bytes, release: Arc<tokio::sync::Notify>) -> Body {
+    let chunks = futures_util::stream::unfold(0, move |n| {
+        let (release, first, rest) = (release.clone(), first.clone(), rest.clone());
+        async move {
+            match n {
+                0 => Some((Ok::<_, BoxError>(hyper::body::Frame::data(first)), 1)),
+                1 => {
+                    release.notified().await;
+                    Some((Ok(hyper::body::Frame::data(rest)), 2))
+                }
+                _ => None,
+            }
+        }
+    });
+    http_body_util::StreamBody::new(chunks).boxed()
+}
+
+/// Reads from `conn` into `got` until `done` holds, or fails the test after 10 s saying `what`.
+pub async fn read_until(
+    conn: &mut tokio::net::TcpStream,
+    got: &mut Vec<u8>,
+    done: impl Fn(&[u8]) -> bool,
+    what: &str,
+) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 16 * 1024];
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !done(got) {
+            let n = conn.read(&mut buf).await.expect("read");
+            assert!(
+                n > 0,
+                "closed before {what}: {}",
+                String::from_utf8_lossy(got)
+            );
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {what} within 10 s"));
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

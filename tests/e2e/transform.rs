@@ -5,27 +5,10 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use futures_util::stream;
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::BodyExt;
+use tokio::io::AsyncWriteExt;
 
 use crate::harness::*;
-
-fn answer(ct: &str, extra: &[(&str, &str)], body: impl Into<bytes::Bytes>) -> http::Response<Body> {
-    let mut r = http::Response::new(full(body));
-    r.headers_mut().insert(
-        "content-type",
-        http::HeaderValue::from_str(ct).expect("valid"),
-    );
-    for (k, v) in extra {
-        r.headers_mut().insert(
-            http::HeaderName::from_bytes(k.as_bytes()).expect("valid"),
-            http::HeaderValue::from_str(v).expect("valid"),
-        );
-    }
-    r
-}
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -244,27 +227,13 @@ async fn other_types_stream_through_unread() {
     let release = Arc::new(tokio::sync::Notify::new());
     let held = release.clone();
     let up = Upstream::serve("up", move |_req| {
-        let held = held.clone();
+        let body = held_body(
+            bytes::Bytes::from_static(b"first part;"),
+            bytes::Bytes::from_static(b"the rest"),
+            held.clone(),
+        );
         async move {
-            let chunks = stream::unfold(0, move |n| {
-                let held = held.clone();
-                async move {
-                    match n {
-                        0 => Some((
-                            Ok::<_, BoxError>(Frame::data(bytes::Bytes::from_static(
-                                b"first part;",
-                            ))),
-                            1,
-                        )),
-                        1 => {
-                            held.notified().await;
-                            Some((Ok(Frame::data(bytes::Bytes::from_static(b"the rest"))), 2))
-                        }
-                        _ => None,
-                    }
-                }
-            });
-            let mut r = http::Response::new(StreamBody::new(chunks).boxed());
+            let mut r = http::Response::new(body);
             r.headers_mut().insert(
                 "content-type",
                 http::HeaderValue::from_static("text/event-stream"),
@@ -281,26 +250,16 @@ async fn other_types_stream_through_unread() {
         .await
         .expect("write");
     let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while !String::from_utf8_lossy(&got).contains("first part;") {
-            let n = conn.read(&mut buf).await.expect("read");
-            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
-            got.extend_from_slice(&buf[..n]);
-        }
-    })
-    .await
-    .expect("the first part while the upstream holds the rest");
+    let has = |needle: &'static str| move |g: &[u8]| String::from_utf8_lossy(g).contains(needle);
+    read_until(
+        &mut conn,
+        &mut got,
+        has("first part;"),
+        "the first part while the upstream holds the rest",
+    )
+    .await;
     release.notify_one();
-    tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while !String::from_utf8_lossy(&got).contains("the rest") {
-            let n = conn.read(&mut buf).await.expect("read");
-            assert!(n > 0, "closed before the end");
-            got.extend_from_slice(&buf[..n]);
-        }
-    })
-    .await
-    .expect("the rest");
+    read_until(&mut conn, &mut got, has("the rest"), "the rest").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use wasmgate_plugin_sdk::expr::{self, Expression};
+use wasmgate_plugin_sdk::media;
 use wasmgate_plugin_sdk::prelude::*;
 use wasmgate_plugin_sdk::template::{self, Part, Template};
 
@@ -211,12 +212,7 @@ impl Side {
 
     fn wants(&self, content_type: Option<&str>) -> bool {
         let Some(ct) = content_type else { return false };
-        let essence = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let essence = media::essence(ct);
         self.types.iter().any(|t| {
             if t.starts_with('+') {
                 essence.ends_with(t.as_str())

@@ -7,6 +7,7 @@
 use jsonschema::Validator;
 use serde_json::{Map, Value, json};
 use wasmgate_plugin_sdk::Request;
+use wasmgate_plugin_sdk::media::{essence, is_json};
 
 use super::Violation;
 
@@ -308,13 +309,7 @@ impl Operation {
             }
             return;
         }
-        let ct = req.header("content-type").unwrap_or_default();
-        let essence = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let essence = essence(&req.header("content-type").unwrap_or_default());
         let Some((_, schema)) = b
             .media
             .iter()
@@ -525,17 +520,11 @@ fn percent_decode(s: &str) -> String {
 
 /// Whether a content map key (a media range) names JSON.
 fn is_json_range(range: &str) -> bool {
-    let essence = range
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json" || essence.ends_with("+json") || essence == "*/*"
+    is_json(Some(range)) || essence(range) == "*/*"
 }
 
 fn media_matches(range: &str, essence: &str) -> bool {
-    let range = range.split(';').next().unwrap_or("").trim();
+    let range = self::essence(range);
     range == essence
         || range == "*/*"
         || range
