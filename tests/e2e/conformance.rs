@@ -56,6 +56,20 @@ async fn conformance(file: &str, language: &str) {
         "{language}: {m}"
     );
 
+    // The response body phase sees the whole body; a plugin that says skip-body is not called.
+    let r = get_with(&url, &[]).await;
+    assert_eq!(
+        r.header("x-body-bytes").map(str::to_string),
+        Some(r.text().len().to_string()),
+        "{language}"
+    );
+    let r = get_with(&url, &[("x-skip-body", "1")]).await;
+    assert_eq!(
+        (r.status, r.header("x-body-bytes")),
+        (http::StatusCode::OK, None),
+        "{language}"
+    );
+
     // kv.compare-and-swap: the first claim wins, a later one sees it taken.
     for (value, claimed) in [("first", "yes"), ("second", "no")] {
         let r = get_with(&url, &[("x-claim", value)]).await;

@@ -6,6 +6,8 @@
 //! - `counter` (a kv key): counted per request, the count in `x-count`, a metric and a log line.
 //! - `x-raise: TEXT` fails the call (a panic: Rust's exception); `x-allocate-mb: N` keeps N MiB
 //!   (the memory cap test).
+//! - The response body's size in `x-body-bytes`, unless the request has `x-skip-body` (then the
+//!   plugin says `skip_body` and its body phase is not called).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -89,9 +91,17 @@ impl Plugin for Conformance {
         if let Some(count) = req.context_get("count") {
             result = result.and_then(|()| resp.set_header("x-count", &count));
         }
+        if req.header("x-skip-body").is_some() {
+            resp.skip_body();
+        }
         result
             .and_then(|()| resp.set_header("x-plugin-language", LANGUAGE))
             .into()
+    }
+
+    fn on_response_body(&self, _req: &Request, resp: &Response) -> Action {
+        let n = resp.body().map_or(0, |b| b.len());
+        resp.set_header("x-body-bytes", &n.to_string()).into()
     }
 }
 

@@ -5,6 +5,8 @@
 // - `request_headers` / `response_headers`: set on the way in / out.
 // - `counter` (a kv key): counted per request, the count in `x-count`, a metric and a log line.
 // - `x-raise: TEXT` throws; `x-allocate-mb: N` keeps N MiB (the memory cap test).
+// - The response body's size in `x-body-bytes`, unless the request has `x-skip-body` (then the
+//   plugin says skipBody and its body phase is not called).
 
 import { Answer, Plugin, config, kv, metrics, plugin } from "wasmgate-plugin";
 
@@ -45,6 +47,11 @@ class Conformance extends Plugin {
     const count = req.contextGet("count");
     if (count !== undefined) resp.setHeader("x-count", count);
     resp.setHeader("x-plugin-language", LANGUAGE);
+    if (req.header("x-skip-body") !== undefined) resp.skipBody();
+  }
+
+  onResponseBody(req, resp) {
+    resp.setHeader("x-body-bytes", String(resp.body()?.length ?? 0));
   }
 }
 

@@ -44,7 +44,20 @@ test("the first claim wins (kv.compareAndSwap)", () => {
 });
 
 test("reports only the phases it implements", () => {
-  assert.deepEqual(new TestHost().phases, { requestHeaders: true, responseHeaders: true });
+  assert.deepEqual(new TestHost().phases, { requestHeaders: true, responseHeaders: true, responseBody: true });
+});
+
+test("the body phase is skipped when the plugin says skipBody", () => {
+  const h = new TestHost();
+  const resp = new TestResponse(200, {}, "four");
+  h.responseHeaders(new TestRequest("GET", "/"), resp);
+  h.responseBody(new TestRequest("GET", "/"), resp);
+  assert.equal(resp.header("x-body-bytes"), "4");
+  const skipped = new TestResponse(200, {}, "four");
+  const req = new TestRequest("GET", "/", { "x-skip-body": "1" });
+  h.responseHeaders(req, skipped);
+  h.responseBody(req, skipped);
+  assert.equal(skipped.header("x-body-bytes"), undefined);
 });
 
 test("refuses unknown keys and wrong kinds", () => {

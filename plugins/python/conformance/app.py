@@ -5,6 +5,8 @@ plugins/js/conformance, run by one end-to-end suite for every language.
 - `request_headers` / `response_headers`: set on the way in / out.
 - `counter` (a kv key): counted per request, the count in `x-count`, a metric and a log line.
 - `x-raise: TEXT` raises an exception; `x-allocate-mb: N` keeps N MiB (the memory cap test).
+- The response body's size in `x-body-bytes`, unless the request has `x-skip-body` (then the
+  plugin says skip_body and its body phase is not called).
 """
 
 import logging
@@ -59,3 +61,9 @@ class Conformance(wg.Plugin):
         if count is not None:
             resp.set_header("x-count", count)
         resp.set_header("x-plugin-language", LANGUAGE)
+        if req.header("x-skip-body") is not None:
+            resp.skip_body()
+
+    def on_response_body(self, req, resp):
+        body = resp.body()
+        resp.set_header("x-body-bytes", str(len(body) if body is not None else 0))

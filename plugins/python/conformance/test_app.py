@@ -59,6 +59,18 @@ class Conformance(unittest.TestCase):
         self.assertTrue(phases & type(phases).REQUEST_HEADERS)
         self.assertFalse(phases & type(phases).REQUEST_BODY)
 
+    def test_the_body_phase_is_skipped_when_the_plugin_says_skip_body(self):
+        h = TestHost()
+        resp = TestResponse(200, {}, "four")
+        h.response_headers(TestRequest("GET", "/"), resp)
+        h.response_body(TestRequest("GET", "/"), resp)
+        self.assertEqual(resp.header("x-body-bytes"), "4")
+        req = TestRequest("GET", "/", {"x-skip-body": "1"})
+        skipped = TestResponse(200, {}, "four")
+        h.response_headers(req, skipped)
+        h.response_body(req, skipped)
+        self.assertIsNone(skipped.header("x-body-bytes"))
+
     def test_refuses_unknown_keys_and_wrong_kinds(self):
         with self.assertRaisesRegex(ValueError, "unknown key `colour`"):
             TestHost({"colour": "red"})
