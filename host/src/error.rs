@@ -18,6 +18,13 @@ pub enum ProxyError {
         host: String,
         path: String,
     },
+    /// Routes match the path, with other methods.
+    #[error("{method} is not allowed on {path}; use {}", allow.join(", "))]
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allow: Vec<String>,
+    },
     #[error("upstream `{0}` has no healthy target")]
     NoHealthyTarget(String),
     #[error(transparent)]
@@ -102,6 +109,7 @@ impl ProxyError {
         match self {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::NoHealthyTarget(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::ClientBody(ClientBodyError::TooLarge { .. }) => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -168,7 +176,13 @@ impl ProxyError {
 
     /// The problem document the client gets.
     pub fn response<B: From<bytes::Bytes>>(&self) -> Response<B> {
-        problem(self.status(), &self.detail())
+        let mut resp = problem(self.status(), &self.detail());
+        if let ProxyError::MethodNotAllowed { allow, .. } = self
+            && let Ok(v) = HeaderValue::from_str(&allow.join(", "))
+        {
+            resp.headers_mut().insert(header::ALLOW, v);
+        }
+        resp
     }
 }
 

@@ -164,19 +164,9 @@ impl<T> Router<T> {
             req,
             caps: Vec::new(),
             best: None,
+            allow: None,
         };
-        if let Some(node) = self.exact_hosts.get(host.as_ref()) {
-            search.walk_from(node, u16::MAX);
-        }
-        if !self.wildcard_hosts.is_empty() {
-            for (i, _) in host.match_indices('.') {
-                let suffix = &host[i..];
-                if let Some(node) = self.wildcard_hosts.get(suffix) {
-                    search.walk_from(node, suffix.len().min(u16::MAX as usize - 1) as u16);
-                }
-            }
-        }
-        search.walk_from(&self.any_host, 0);
+        search.run(&host);
         search.best.map(|(_, id, caps)| {
             let e = &self.entries[id as usize];
             Match {
@@ -186,6 +176,43 @@ impl<T> Router<T> {
             }
         })
     }
+
+    /// For a request `lookup` found no route for: the methods of the routes that would take it
+    /// with another method (for `405 Method Not Allowed` and its `Allow`), sorted; empty when
+    /// its path matches nothing. Walks again, so only the miss pays.
+    pub fn allowed_methods(&self, req: &RequestView<'_>) -> Vec<Method> {
+        let host = normalize_host(req.host);
+        let mut search = Search {
+            router: self,
+            req,
+            caps: Vec::new(),
+            best: None,
+            allow: Some(Vec::new()),
+        };
+        search.run(&host);
+        let mut allow = search.allow.unwrap_or_default();
+        allow.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        allow.dedup();
+        allow
+    }
+}
+
+impl<T> Search<'_, '_, T> {
+    fn run(&mut self, host: &str) {
+        let router = self.router;
+        if let Some(node) = router.exact_hosts.get(host) {
+            self.walk_from(node, u16::MAX);
+        }
+        if !router.wildcard_hosts.is_empty() {
+            for (i, _) in host.match_indices('.') {
+                let suffix = &host[i..];
+                if let Some(node) = router.wildcard_hosts.get(suffix) {
+                    self.walk_from(node, suffix.len().min(u16::MAX as usize - 1) as u16);
+                }
+            }
+        }
+        self.walk_from(&router.any_host, 0);
+    }
 }
 
 struct Search<'r, 'q, T> {
@@ -193,6 +220,8 @@ struct Search<'r, 'q, T> {
     req: &'r RequestView<'q>,
     caps: Vec<Range<usize>>,
     best: Option<(Rank, u32, Vec<Range<usize>>)>,
+    /// Collecting, instead of the best route, the methods of routes only the method keeps out.
+    allow: Option<Vec<Method>>,
 }
 
 impl<T> Search<'_, '_, T> {
@@ -244,7 +273,8 @@ impl<T> Search<'_, '_, T> {
             return;
         }
         let req = self.req;
-        if !e.methods.is_empty() && !e.methods.contains(req.method) {
+        let method_ok = e.methods.is_empty() || e.methods.contains(req.method);
+        if !method_ok && self.allow.is_none() {
             return;
         }
         if !e
@@ -255,6 +285,10 @@ impl<T> Search<'_, '_, T> {
             return;
         }
         if !e.query.iter().all(|(k, v)| query_has(req.query, k, v)) {
+            return;
+        }
+        if let Some(allow) = &mut self.allow {
+            allow.extend(e.methods.iter().cloned());
             return;
         }
         self.best = Some((rank, id, self.caps.clone()));
@@ -350,6 +384,34 @@ mod tests {
         assert_eq!(find(&r, "h", "/api/v1/x"), Some("api"));
         assert_eq!(find(&r, "h", "/apix"), None);
         assert_eq!(find(&r, "h", "/"), None);
+    }
+
+    #[test]
+    fn a_path_that_only_other_methods_take_lists_them() {
+        let mut get = spec(PathMatch::Pattern("/users/{id}".into()));
+        get.methods = vec![Method::GET, Method::HEAD];
+        let mut put = spec(PathMatch::Pattern("/users/{id}".into()));
+        put.methods = vec![Method::PUT];
+        let r = Router::new([(get, "get"), (put, "put")]);
+        let headers = HeaderMap::new();
+        let view = |method| RequestView {
+            host: "h",
+            path: "/users/7",
+            query: None,
+            method,
+            headers: &headers,
+        };
+        assert!(r.lookup(&view(&Method::DELETE)).is_none());
+        assert_eq!(
+            r.allowed_methods(&view(&Method::DELETE)),
+            [Method::GET, Method::HEAD, Method::PUT]
+        );
+        assert!(r.lookup(&view(&Method::PUT)).is_some());
+        let other = RequestView {
+            path: "/nothing",
+            ..view(&Method::DELETE)
+        };
+        assert!(r.allowed_methods(&other).is_empty(), "no path match: 404");
     }
 
     #[test]

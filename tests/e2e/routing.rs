@@ -159,6 +159,47 @@ upstream = "rewrite"
     );
 }
 
+/// A path only other methods take: 405 with `Allow` (RFC 9110 §15.5.6), not 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_no_route_takes_gets_405_with_allow() {
+    let up = Upstream::echo("up").await;
+    let gw = Gateway::start(
+        &(upstream_block("up", &[&up], "")
+            + "[[routes]]\npath = \"/items/{id}\"\nmethods = [\"PUT\", \"GET\"]\nupstream = \"up\"\n\n\
+               [[routes]]\npath = \"/items/{id}\"\nmethods = [\"DELETE\"]\nheaders = { \"x-admin\" = \"1\" }\nupstream = \"up\"\n"),
+    )
+    .await;
+    let r = send(
+        http::Request::post(gw.url("/items/7"))
+            .body(full("x"))
+            .expect("req"),
+    )
+    .await
+    .expect("post");
+    assert_eq!(r.status, 405, "{}", r.text());
+    assert_eq!(
+        r.header("allow"),
+        Some("GET, PUT"),
+        "a route its headers keep out is not offered"
+    );
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        r.json()["detail"],
+        "POST is not allowed on /items/7; use GET, PUT"
+    );
+    let r = send(
+        http::Request::delete(gw.url("/items/7"))
+            .header("x-admin", "1")
+            .body(full(""))
+            .expect("req"),
+    )
+    .await
+    .expect("delete");
+    assert_eq!(r.status, 200);
+    assert_eq!(get_with(&gw.url("/items/7"), &[]).await.status, 200);
+    assert_eq!(get_with(&gw.url("/other"), &[]).await.status, 404);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_and_hop_by_hop_headers() {
     let up = Upstream::echo("up").await;

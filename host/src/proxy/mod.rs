@@ -104,20 +104,29 @@ async fn forward(
     // route
     let host = request_host(&req)?;
     let host_str = host.to_str().unwrap_or("");
-    let found = rt
-        .router
-        .lookup(&RequestView {
-            host: host_str,
-            path: req.uri().path(),
-            query: req.uri().query(),
-            method: req.method(),
-            headers: req.headers(),
-        })
-        .ok_or_else(|| ProxyError::NoRoute {
-            method: req.method().to_string(),
-            host: host_str.to_string(),
-            path: req.uri().path().to_string(),
-        })?;
+    let view = RequestView {
+        host: host_str,
+        path: req.uri().path(),
+        query: req.uri().query(),
+        method: req.method(),
+        headers: req.headers(),
+    };
+    let Some(found) = rt.router.lookup(&view) else {
+        let allow = rt.router.allowed_methods(&view);
+        return Err(if allow.is_empty() {
+            ProxyError::NoRoute {
+                method: req.method().to_string(),
+                host: host_str.to_string(),
+                path: req.uri().path().to_string(),
+            }
+        } else {
+            ProxyError::MethodNotAllowed {
+                method: req.method().to_string(),
+                path: req.uri().path().to_string(),
+                allow: allow.iter().map(|m| m.to_string()).collect(),
+            }
+        });
+    };
     let route: &RouteTarget = found.value;
     if let Some(r) = record.as_deref_mut() {
         r.route = Some(route.name.clone());
