@@ -226,3 +226,39 @@ async fn pool_skips_connections_the_upstream_closed() {
     }
     assert_eq!(accepted.load(Ordering::Relaxed), 30);
 }
+
+/// One dead target out of two: a request the dead one refused goes to the live one, so no
+/// client sees a failure — GETs and POSTs alike, since the dead target never got the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_goes_to_the_next_target() {
+    let live = Upstream::echo("live").await;
+    let dead = free_port();
+    // The dead target is marked down only after 100 failures: every round meets it.
+    let gw = Gateway::start(&format!(
+        "[upstreams.up]\ntargets = [\"127.0.0.1:{dead}\", \"{}\"]\nhealth = {{ max_fails = 100 }}\n\n\
+         [[routes]]\npath_prefix = \"/\"\nupstream = \"up\"\n",
+        live.addr
+    ))
+    .await;
+    for i in 0..20 {
+        let r = get_with(&gw.url(&format!("/get/{i}")), &[]).await;
+        assert_eq!(r.status, 200, "GET {i}: {}", r.text());
+        assert_eq!(r.json()["upstream"], "live");
+        let r = send(
+            http::Request::post(gw.url(&format!("/post/{i}")))
+                .header("content-type", "application/json")
+                .body(full(format!("{{\"n\": {i}}}")))
+                .expect("request"),
+        )
+        .await
+        .expect("post");
+        assert_eq!(r.status, 200, "POST {i}: {}", r.text());
+        assert_eq!(r.json()["method"], "POST");
+    }
+    assert_eq!(
+        live.requests.load(Ordering::Relaxed),
+        40,
+        "each request reached it once"
+    );
+    gw.wait_log("trying the next").await;
+}

@@ -263,6 +263,18 @@ pub(crate) struct Forward<'a> {
     pub host: HeaderValue,
 }
 
+/// The `Host` a target gets: none over HTTP/2 (the authority travels as `:authority`), the
+/// client's with `preserve_host`, else the target's own.
+fn set_host(h: &mut http::HeaderMap, upstream: &Upstream, target: &Target, host: &HeaderValue) {
+    if upstream.config.http2 {
+        h.remove(header::HOST);
+    } else if upstream.config.preserve_host && !host.is_empty() {
+        h.insert(header::HOST, host.clone());
+    } else if let Ok(v) = HeaderValue::from_str(target.authority.as_str()) {
+        h.insert(header::HOST, v);
+    }
+}
+
 /// Picks a target, forwards, and shapes the response head for the client.
 pub(crate) async fn send(
     fwd: Forward<'_>,
@@ -313,20 +325,45 @@ pub(crate) async fn send(
     headers::strip_hop_by_hop(h, upgrade);
     headers::add_forwarded(h, conn.client.ip(), conn.tls, &host);
     headers::add_via(h, incoming_version);
-    if upstream.config.http2 {
-        // The authority travels as `:authority` (set from the URI).
-        h.remove(header::HOST);
-    } else if upstream.config.preserve_host && !host.is_empty() {
-        h.insert(header::HOST, host);
-    } else if let Ok(v) = HeaderValue::from_str(target.authority.as_str()) {
-        h.insert(header::HOST, v);
-    }
+    set_host(h, &upstream, &target, &host);
 
-    // forward
-    let (mut resp, mut lease) = upstream
-        .send(&target, Request::from_parts(parts, body))
-        .await
-        .map_err(ProxyError::from_upstream)?;
+    // forward; a request no target took (refused, unreachable) goes to the next target, once
+    // each: the one that failed never saw it, whatever the method.
+    let mut target = target;
+    let mut req = Request::from_parts(parts, body);
+    let mut attempts = 1;
+    let (mut resp, mut lease) = loop {
+        match upstream.send_or_return(&target, req).await {
+            Ok(sent) => break sent,
+            Err((e, Some(unsent))) if attempts < upstream.targets.len() => {
+                let keys = RequestKeys {
+                    headers: unsent.headers(),
+                    client: conn.client.ip(),
+                };
+                let Some(next) = upstream.pick_other(&keys, &target).cloned() else {
+                    return Err(ProxyError::from_upstream(e));
+                };
+                tracing::warn!(error = %e, next = %next.authority, attempt = attempts, "upstream target failed before the request was sent; trying the next");
+                let (mut p, b) = unsent.into_parts();
+                if upstream.config.http2 {
+                    let pq = p
+                        .uri
+                        .path_and_query()
+                        .cloned()
+                        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+                    p.uri = upstream.uri(&next, pq, &host)?;
+                }
+                set_host(&mut p.headers, &upstream, &next, &host);
+                req = Request::from_parts(p, b);
+                target = next;
+                attempts += 1;
+                if let Some(r) = record.as_deref_mut() {
+                    r.target = Some(target.authority.to_string());
+                }
+            }
+            Err((e, _)) => return Err(ProxyError::from_upstream(e)),
+        }
+    };
     if let Some(r) = record {
         r.upstream_time = Some(r.start.elapsed());
     }

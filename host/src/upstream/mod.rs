@@ -168,22 +168,36 @@ impl Upstream {
         target: &Arc<Target>,
         req: Request<Body>,
     ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
+        self.send_or_return(target, req).await.map_err(|(e, _)| e)
+    }
+
+    /// `send`, giving the request back with the error when no connection ever took it (the
+    /// target refused or did not answer the connect, or closed a new connection before the
+    /// send): the target never saw it, so it may go to another.
+    pub async fn send_or_return(
+        &self,
+        target: &Arc<Target>,
+        req: Request<Body>,
+    ) -> Result<(Response<Incoming>, Lease), (UpstreamError, Option<Request<Body>>)> {
         let mut lease = Lease::new(target.clone(), self.config.pool.max_idle_per_target);
         let exchange = self.exchange(target, req, &mut lease);
         let timeout = self.config.request_timeout;
         let result = match tokio::time::timeout(timeout, exchange).await {
             Ok(r) => r,
-            Err(_) => Err(UpstreamError::Timeout {
-                target: target.authority.to_string(),
-                timeout,
-            }),
+            Err(_) => Err((
+                UpstreamError::Timeout {
+                    target: target.authority.to_string(),
+                    timeout,
+                },
+                None,
+            )),
         };
         match result {
             Ok(resp) => {
                 target.record_success();
                 Ok((resp, lease))
             }
-            Err(e) => {
+            Err((e, unsent)) => {
                 if matches!(
                     e,
                     UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout { .. }
@@ -191,9 +205,16 @@ impl Upstream {
                     let h = &self.config.health;
                     target.record_failure(h.max_fails, h.fail_timeout);
                 }
-                Err(e)
+                Err((e, unsent))
             }
         }
+    }
+
+    /// Another healthy target than `not` for `req`, if the upstream has one.
+    pub fn pick_other(&self, req: &dyn HashSource, not: &Arc<Target>) -> Option<&Arc<Target>> {
+        (0..self.targets.len())
+            .filter_map(|_| self.pick(req))
+            .find(|t| !Arc::ptr_eq(t, not))
     }
 
     async fn exchange(
@@ -201,7 +222,7 @@ impl Upstream {
         target: &Arc<Target>,
         mut req: Request<Body>,
         lease: &mut Lease,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<Incoming>, (UpstreamError, Option<Request<Body>>)> {
         let failed = |source: hyper::Error| UpstreamError::Failed {
             target: target.authority.to_string(),
             source,
@@ -213,10 +234,10 @@ impl Upstream {
             // boxed, it stays out of every request's future, which hyper allocates and moves.
             let (sender, pooled) = match target.pool.take(self.config.pool.idle_timeout) {
                 Some(s) => (s, true),
-                None => (
-                    Box::pin(self.connector.connect(&target.authority)).await?,
-                    false,
-                ),
+                None => match Box::pin(self.connector.connect(&target.authority)).await {
+                    Ok(s) => (s, false),
+                    Err(e) => return Err((e, Some(req))),
+                },
             };
             let sent = match sender {
                 Sender::H1(mut s) => {
@@ -224,9 +245,12 @@ impl Upstream {
                         if pooled {
                             continue;
                         }
-                        return Err(UpstreamError::Closed {
-                            target: target.authority.to_string(),
-                        });
+                        return Err((
+                            UpstreamError::Closed {
+                                target: target.authority.to_string(),
+                            },
+                            Some(req),
+                        ));
                     }
                     let r = s.try_send_request(req).await;
                     if r.is_ok() {
@@ -245,7 +269,7 @@ impl Upstream {
                 Ok(resp) => return Ok(resp),
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if pooled => req = unsent,
-                    _ => return Err(failed(e.into_error())),
+                    unsent => return Err((failed(e.into_error()), unsent)),
                 },
             }
         }
