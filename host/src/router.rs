@@ -158,16 +158,7 @@ impl<T> Router<T> {
     /// The best route for a request: highest priority, then the most specific host, then the most
     /// specific path (exact, pattern, prefix; longer first), then the first in the file.
     pub fn lookup<'a>(&'a self, req: &RequestView<'_>) -> Option<Match<'a, T>> {
-        let host = normalize_host(req.host);
-        let mut search = Search {
-            router: self,
-            req,
-            caps: Vec::new(),
-            best: None,
-            allow: None,
-        };
-        search.run(&host);
-        search.best.map(|(_, id, caps)| {
+        self.search(req, None).best.map(|(_, id, caps)| {
             let e = &self.entries[id as usize];
             Match {
                 value: &e.value,
@@ -181,19 +172,28 @@ impl<T> Router<T> {
     /// with another method (for `405 Method Not Allowed` and its `Allow`), sorted; empty when
     /// its path matches nothing. Walks again, so only the miss pays.
     pub fn allowed_methods(&self, req: &RequestView<'_>) -> Vec<Method> {
-        let host = normalize_host(req.host);
+        let mut allow = self.search(req, Some(Vec::new())).allow.unwrap_or_default();
+        allow.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        allow.dedup();
+        allow
+    }
+
+    /// Walks the routes for `req`: the best match, or with `allow` the methods of the routes
+    /// only the method keeps out.
+    fn search<'a, 'q>(
+        &'a self,
+        req: &'a RequestView<'q>,
+        allow: Option<Vec<Method>>,
+    ) -> Search<'a, 'q, T> {
         let mut search = Search {
             router: self,
             req,
             caps: Vec::new(),
             best: None,
-            allow: Some(Vec::new()),
+            allow,
         };
-        search.run(&host);
-        let mut allow = search.allow.unwrap_or_default();
-        allow.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        allow.dedup();
-        allow
+        search.run(&normalize_host(req.host));
+        search
     }
 }
 
