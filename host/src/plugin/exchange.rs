@@ -56,8 +56,7 @@ impl BodySkips {
     }
 
     pub fn skips(mask: u64, step: usize) -> bool {
-        let bit = Self::bit(step);
-        bit != 0 && mask & bit != 0
+        mask & Self::bit(step) != 0
     }
 }
 

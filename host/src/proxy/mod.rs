@@ -263,9 +263,18 @@ pub(crate) struct Forward<'a> {
     pub host: HeaderValue,
 }
 
-/// The `Host` a target gets: none over HTTP/2 (the authority travels as `:authority`), the
-/// client's with `preserve_host`, else the target's own.
-fn set_host(h: &mut http::HeaderMap, upstream: &Upstream, target: &Target, host: &HeaderValue) {
+/// Addresses a request to `target`: its URI (see `Upstream::uri`) and its `Host`: none over
+/// HTTP/2 (the authority travels as `:authority`), the client's with `preserve_host`, else the
+/// target's own.
+fn address(
+    parts: &mut http::request::Parts,
+    upstream: &Upstream,
+    target: &Target,
+    pq: PathAndQuery,
+    host: &HeaderValue,
+) -> Result<(), ProxyError> {
+    parts.uri = upstream.uri(target, pq, host)?;
+    let h = &mut parts.headers;
     if upstream.config.http2 {
         h.remove(header::HOST);
     } else if upstream.config.preserve_host && !host.is_empty() {
@@ -273,6 +282,7 @@ fn set_host(h: &mut http::HeaderMap, upstream: &Upstream, target: &Target, host:
     } else if let Ok(v) = HeaderValue::from_str(target.authority.as_str()) {
         h.insert(header::HOST, v);
     }
+    Ok(())
 }
 
 /// Picks a target, forwards, and shapes the response head for the client.
@@ -314,7 +324,6 @@ pub(crate) async fn send(
         && !upstream.config.http2;
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    parts.uri = upstream.uri(&target, pq, &host)?;
     let incoming_version = parts.version;
     parts.version = if upstream.config.http2 {
         Version::HTTP_2
@@ -325,7 +334,7 @@ pub(crate) async fn send(
     headers::strip_hop_by_hop(h, upgrade);
     headers::add_forwarded(h, conn.client.ip(), conn.tls, &host);
     headers::add_via(h, incoming_version);
-    set_host(h, &upstream, &target, &host);
+    address(&mut parts, &upstream, &target, pq, &host)?;
 
     // forward; a request no target took (refused, unreachable) goes to the next target, once
     // each: the one that failed never saw it, whatever the method.
@@ -345,15 +354,12 @@ pub(crate) async fn send(
                 };
                 tracing::warn!(error = %e, next = %next.authority, attempt = attempts, "upstream target failed before the request was sent; trying the next");
                 let (mut p, b) = unsent.into_parts();
-                if upstream.config.http2 {
-                    let pq = p
-                        .uri
-                        .path_and_query()
-                        .cloned()
-                        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-                    p.uri = upstream.uri(&next, pq, &host)?;
-                }
-                set_host(&mut p.headers, &upstream, &next, &host);
+                let pq = p
+                    .uri
+                    .path_and_query()
+                    .cloned()
+                    .unwrap_or_else(|| PathAndQuery::from_static("/"));
+                address(&mut p, &upstream, &next, pq, &host)?;
                 req = Request::from_parts(p, b);
                 target = next;
                 attempts += 1;
