@@ -112,6 +112,16 @@ impl Request<'_> {
             .collect()
     }
 
+    /// The value of cookie `name` (the first, across `Cookie` headers), quotes removed.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.header_all("cookie").iter().find_map(|h| {
+            h.split(';').find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                (k.trim() == name).then(|| v.trim().trim_matches('"').to_string())
+            })
+        })
+    }
+
     /// The host the client asked for.
     pub fn authority(&self) -> String {
         both!(self, Req, authority())

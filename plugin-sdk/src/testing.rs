@@ -558,6 +558,18 @@ pub fn status(action: &Action) -> u16 {
 mod tests {
     use super::*;
 
+    #[test]
+    fn cookies_and_repeated_query_parameters() {
+        let req = TestRequest::get("/?tag=a&tag=b%20c")
+            .header("cookie", "a=1; lang=\"de\"")
+            .header("cookie", "lang=fr");
+        let view = req.view();
+        assert_eq!(view.cookie("lang").as_deref(), Some("de"), "the first one");
+        assert_eq!(view.cookie("a").as_deref(), Some("1"));
+        assert_eq!(view.cookie("nope"), None);
+        assert_eq!(view.query_params("tag"), ["a", "b c"]);
+    }
+
     /// The test host refuses exactly what the gateway refuses (the gateway runs the same table).
     #[test]
     fn contract_cases_match_the_gateway() {

@@ -16,12 +16,7 @@ async fn backend(name: &'static str) -> Upstream {
             .to_string();
         let body = serde_json::json!({"served_by": name, "locale": locale, "total": 1234.5,
             "placed": "2024-03-01T10:05:00Z"});
-        let mut r = http::Response::new(full(body.to_string()));
-        r.headers_mut().insert(
-            "content-type",
-            http::HeaderValue::from_static("application/json"),
-        );
-        r
+        answer("application/json", &[], body.to_string())
     })
     .await
 }
@@ -157,12 +152,7 @@ async fn hostile_input_leaves_the_gateway_unharmed() {
                 "/huge" => vec![b' '; 10 << 20].into(),
                 _ => bytes::Bytes::from_static(br#"{"total": 5}"#),
             };
-            let mut r = http::Response::new(full(body));
-            r.headers_mut().insert(
-                "content-type",
-                http::HeaderValue::from_static("application/json"),
-            );
-            r
+            answer("application/json", &[], body)
         }
     })
     .await;

@@ -201,12 +201,7 @@ async fn openapi_document_checks_requests_and_answers() {
         } else {
             r#"{"id": "oops"}"#
         };
-        let mut r = http::Response::new(full(body));
-        r.headers_mut().insert(
-            "content-type",
-            http::HeaderValue::from_static("application/json"),
-        );
-        r
+        answer("application/json", &[], body)
     })
     .await;
     let dir = temp_dir("openapi");

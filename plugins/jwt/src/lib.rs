@@ -191,12 +191,7 @@ impl Jwt {
             return (!t.is_empty()).then_some(t);
         }
         if let Some(name) = &self.c.cookie
-            && let Some(t) = req.header_all("cookie").iter().find_map(|c| {
-                c.split(';').find_map(|kv| {
-                    let (k, v) = kv.trim().split_once('=')?;
-                    (k == name).then(|| v.to_string())
-                })
-            })
+            && let Some(t) = req.cookie(name)
         {
             return Some(t);
         }

@@ -148,13 +148,6 @@ fn status_key(k: &str) -> bool {
     matches!(k, "4xx" | "5xx") || k.parse::<u16>().is_ok_and(|s| (400..600).contains(&s))
 }
 
-fn cookie(header: &str, name: &str) -> Option<String> {
-    header.split(';').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k.trim() == name).then(|| v.trim().trim_matches('"').to_string())
-    })
-}
-
 impl Localize {
     /// The supported locale for one candidate tag (RFC 4647 lookup), if any.
     fn supported(&self, tag: &str) -> Option<&str> {
@@ -171,9 +164,7 @@ impl Localize {
                     .query_param(q)
                     .and_then(|v| self.supported(&v).map(str::to_string)),
                 Source::Cookie(c) => req
-                    .header_all("cookie")
-                    .iter()
-                    .find_map(|h| cookie(h, c))
+                    .cookie(c)
                     .and_then(|v| self.supported(&v).map(str::to_string)),
                 Source::Header(h) => req
                     .header(h)

@@ -125,6 +125,8 @@ struct Side {
 pub struct Transform {
     request: Option<Side>,
     response: Option<Side>,
+    /// The response side adds `{received_at}` or `{duration_ms}`: the arrival time is noted.
+    notes_arrival: bool,
 }
 
 impl Side {
@@ -339,9 +341,11 @@ impl Plugin for Transform {
                 "give `request` or `response` rules, e.g. response = { keys = \"camel\" }".into(),
             );
         }
+        let response = c.response.map(|s| Side::new("response", s)).transpose()?;
         Ok(Transform {
             request: c.request.map(|s| Side::new("request", s)).transpose()?,
-            response: c.response.map(|s| Side::new("response", s)).transpose()?,
+            notes_arrival: response.as_ref().is_some_and(Side::uses_time),
+            response,
         })
     }
 
@@ -349,7 +353,7 @@ impl Plugin for Transform {
         let mut p = written;
         if self.request.is_none() {
             p.remove(Phases::REQUEST_BODY);
-            if !self.response.as_ref().is_some_and(Side::uses_time) {
+            if !self.notes_arrival {
                 p.remove(Phases::REQUEST_HEADERS);
             }
         }
@@ -360,7 +364,7 @@ impl Plugin for Transform {
     }
 
     fn on_request_headers(&self, req: &Request) -> Action {
-        if self.response.as_ref().is_some_and(Side::uses_time) {
+        if self.notes_arrival {
             req.context_set(RECEIVED, &clock::wall_ms().to_string());
         }
         if !self

@@ -262,14 +262,7 @@ impl Operation {
                     .collect(),
                 In::Query => req.query_params(&p.name),
                 In::Header => req.header(&p.name).into_iter().collect(),
-                In::Cookie => req
-                    .header_all("cookie")
-                    .iter()
-                    .flat_map(|h| h.split(';'))
-                    .filter_map(|c| c.split_once('='))
-                    .filter(|(k, _)| k.trim() == p.name)
-                    .map(|(_, v)| v.trim().to_string())
-                    .collect(),
+                In::Cookie => req.cookie(&p.name).into_iter().collect(),
             };
             let violation = |message: String| Violation {
                 location: p.at.name(),
@@ -339,19 +332,15 @@ impl Operation {
 
     /// The schema a JSON answer with `status` must satisfy, if the document gives one.
     pub fn response(&self, status: u16) -> Option<&Validator> {
-        let exact = status.to_string();
-        let class = format!("{}XX", status / 100);
-        ["exact", "class", "DEFAULT"].iter().find_map(|which| {
-            let key = match *which {
-                "exact" => exact.as_str(),
-                "class" => class.as_str(),
-                _ => "DEFAULT",
-            };
-            self.responses
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v)
-        })
+        let (exact, class) = (status.to_string(), format!("{}XX", status / 100));
+        [exact.as_str(), class.as_str(), "DEFAULT"]
+            .into_iter()
+            .find_map(|key| {
+                self.responses
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v)
+            })
     }
 }
 
