@@ -25,8 +25,14 @@ pub enum ProxyError {
         path: String,
         allow: Vec<String>,
     },
-    #[error("upstream `{0}` has no healthy target")]
-    NoHealthyTarget(String),
+    /// No target may take the request: each is out of rotation, or the upstream's breaker is
+    /// open. `Retry-After` says when that may change.
+    #[error("upstream `{upstream}` {why}")]
+    Unavailable {
+        upstream: String,
+        why: &'static str,
+        retry_after: Option<Duration>,
+    },
     #[error(transparent)]
     ClientBody(#[from] ClientBodyError),
     #[error(transparent)]
@@ -110,7 +116,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ProxyError::NoHealthyTarget(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::ClientBody(ClientBodyError::TooLarge { .. }) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -177,10 +183,22 @@ impl ProxyError {
     /// The problem document the client gets.
     pub fn response<B: From<bytes::Bytes>>(&self) -> Response<B> {
         let mut resp = problem(self.status(), &self.detail());
-        if let ProxyError::MethodNotAllowed { allow, .. } = self
-            && let Ok(v) = HeaderValue::from_str(&allow.join(", "))
-        {
-            resp.headers_mut().insert(header::ALLOW, v);
+        match self {
+            ProxyError::MethodNotAllowed { allow, .. } => {
+                if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+                    resp.headers_mut().insert(header::ALLOW, v);
+                }
+            }
+            ProxyError::Unavailable {
+                retry_after: Some(after),
+                ..
+            } => {
+                // Whole seconds, rounded up: "0" would invite a retry storm.
+                let secs = after.as_millis().div_ceil(1000).max(1);
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs as u64));
+            }
+            _ => {}
         }
         resp
     }

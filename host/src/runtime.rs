@@ -13,7 +13,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::{self, ConfigError, ConfigErrors, Loaded};
 use crate::plugin::{Chain, Handler, Module, PluginHost};
 use crate::router::{PathMatch, RouteSpec, Router};
-use crate::upstream::Upstream;
+use crate::upstream::{HashSource, Mirror, Split, Upstream};
 
 /// What a matched route leads to.
 #[derive(Debug)]
@@ -31,6 +31,22 @@ pub struct RouteTarget {
     pub max_body: u64,
     /// Response compression, when the route asks for it.
     pub compress: Option<Box<crate::config::Compress>>,
+    /// The upstream's retry policy covers POST and PATCH too.
+    pub retry_non_idempotent: bool,
+    /// Chooses the upstream among several (canary), instead of `upstream`.
+    pub split: Option<Split>,
+    /// Copies a share of the requests to a shadow upstream.
+    pub mirror: Option<Mirror>,
+}
+
+impl RouteTarget {
+    /// The upstream a request goes to (before plugins, which may pick another).
+    pub fn upstream_for(&self, req: &dyn HashSource) -> Option<Arc<Upstream>> {
+        match &self.split {
+            Some(split) => split.choose(req).cloned(),
+            None => self.upstream.clone(),
+        }
+    }
 }
 
 pub struct Runtime {
@@ -91,6 +107,17 @@ impl Runtime {
             upstreams.insert(name.clone(), up);
         }
 
+        for up in upstreams.values() {
+            let other = up
+                .config
+                .breaker
+                .as_ref()
+                .and_then(|b| b.get_ref().fallback_upstream.as_ref())
+                .and_then(|name| upstreams.get(name.get_ref()));
+            if let Some(other) = other {
+                up.set_fallback(other);
+            }
+        }
         let upstreams = Arc::new(upstreams);
         let previous_modules = previous.map_or(&[][..], |p| &p.modules[..]);
         let plugins = host
@@ -134,6 +161,35 @@ impl Runtime {
                         .ok_or_else(|| fail(format!("route {i} has no chain")))?,
                     max_body: r.max_body.unwrap_or(cfg.server.max_body).bytes() as u64,
                     compress: r.compress.as_ref().map(|c| Box::new(c.get_ref().clone())),
+                    retry_non_idempotent: r.retry_non_idempotent,
+                    split: match &r.split {
+                        Some(sides) => {
+                            Some(Split::new(
+                                sides
+                                    .get_ref()
+                                    .iter()
+                                    .map(|(name, w)| {
+                                        upstreams.get(name).cloned().map(|u| (u, *w)).ok_or_else(
+                                            || fail(format!("unknown upstream `{name}`")),
+                                        )
+                                    })
+                                    .collect::<Result<_, _>>()?,
+                                r.split_force.clone(),
+                                r.split_sticky.clone(),
+                            ))
+                        }
+                        None => None,
+                    },
+                    mirror: match &r.mirror {
+                        Some(m) => {
+                            let m = m.get_ref();
+                            let up = upstreams.get(&m.upstream).cloned().ok_or_else(|| {
+                                fail(format!("unknown upstream `{}`", m.upstream))
+                            })?;
+                            Some(Mirror::new(up, m.percent, m.max_body.bytes()))
+                        }
+                        None => None,
+                    },
                 },
             ));
         }

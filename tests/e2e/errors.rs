@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 use crate::harness::*;
 
@@ -35,16 +35,7 @@ fn closed_port() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_statuses() {
     // 502 on reset: accept, read the request, then abort the connection with RST.
-    let resetter = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let reset_addr = resetter.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = resetter.accept().await {
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf).await;
-            let _ = s.set_zero_linger();
-            drop(s);
-        }
-    });
+    let (reset_addr, _resetter) = reset_server().await;
     let slow = Upstream::serve("slow", |_| async {
         tokio::time::sleep(Duration::from_secs(5)).await;
         http::Response::new(full("late"))

@@ -274,6 +274,41 @@ impl Upstream {
     }
 }
 
+/// A server that reads each request and then aborts the connection with a reset.
+pub async fn reset_server() -> (SocketAddr, JoinHandle<()>) {
+    misbehaving_server(|mut s| async move {
+        let mut buf = [0u8; 1024];
+        let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await;
+        let _ = s.set_zero_linger();
+    })
+    .await
+}
+
+/// A server that reads each request and never answers (the connection stays open).
+pub async fn hanging_server() -> (SocketAddr, JoinHandle<()>) {
+    misbehaving_server(|mut s| async move {
+        let mut buf = [0u8; 1024];
+        let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await;
+        std::future::pending::<()>().await;
+    })
+    .await
+}
+
+async fn misbehaving_server<F, Fut>(each: F) -> (SocketAddr, JoinHandle<()>)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(each(s));
+        }
+    });
+    (addr, task)
+}
+
 pub fn echo_handler(name: String) -> Handler {
     Arc::new(move |req: Request<Incoming>| {
         let name = name.clone();

@@ -71,21 +71,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
             let ups: serde_json::Map<_, _> = rt
                 .upstreams
                 .iter()
-                .map(|(name, u)| {
-                    let targets: Vec<_> = u
-                        .targets
-                        .iter()
-                        .map(|t| {
-                            json!({
-                                "address": t.authority.as_str(),
-                                "weight": t.weight,
-                                "healthy": t.healthy(),
-                                "in_flight": t.in_flight(),
-                            })
-                        })
-                        .collect();
-                    (name.clone(), json!({ "targets": targets }))
-                })
+                .map(|(name, u)| (name.clone(), upstream_state(u)))
                 .collect();
             reply(StatusCode::OK, serde_json::Value::Object(ups))
         }
@@ -115,6 +101,32 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
             "admin endpoints: GET /healthz, /readyz, /config, /upstreams, /metrics; POST /reload",
         ),
     }
+}
+
+/// An upstream's targets with their health and breakers, and its own breaker.
+fn upstream_state(u: &crate::upstream::Upstream) -> serde_json::Value {
+    let breaker = |b: &crate::upstream::breaker::Breaker| {
+        let state = b.state();
+        json!({ "state": state.name(), "retry_in_ms": b.retry_in() })
+    };
+    let targets: Vec<_> = u
+        .targets
+        .iter()
+        .map(|t| {
+            json!({
+                "address": t.authority.as_str(),
+                "weight": t.weight,
+                "healthy": t.healthy(),
+                "check_failed": t.check_failed(),
+                "breaker": breaker(&t.breaker),
+                "in_flight": t.in_flight(),
+            })
+        })
+        .collect();
+    json!({
+        "targets": targets,
+        "breaker": u.breaker.as_ref().map(breaker),
+    })
 }
 
 fn reply(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {

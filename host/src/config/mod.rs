@@ -150,6 +150,7 @@ fn validate(c: &Config, loc: &Locator) -> Vec<ConfigError> {
 
     for (name, u) in &c.upstreams {
         validate_upstream(name, u, loc, &mut errs);
+        validate_resilience(name, u, &c.upstreams, loc, &mut errs);
     }
 
     let mut names = HashSet::new();
@@ -164,7 +165,9 @@ fn validate(c: &Config, loc: &Locator) -> Vec<ConfigError> {
                 format!("two routes are named `{label}`; route names must be unique"),
             ));
         }
+        validate_traffic(&label, r, &c.upstreams, loc, &mut errs);
         match (&route.upstream, &route.handler) {
+            _ if route.split.is_some() => {}
             (Some(u), None) if !c.upstreams.contains_key(u.get_ref()) => {
                 let known: Vec<&str> = c.upstreams.keys().map(String::as_str).collect();
                 let hint = if known.is_empty() {
@@ -446,6 +449,185 @@ fn validate_upstream(
         let path = resolve(loc.file, ca.get_ref());
         if let Err(e) = crate::upstream::tls::read_ca(&path) {
             errs.push(loc.at(ca.span(), e.to_string()));
+        }
+    }
+}
+
+/// A route's `split`, `split_force`, `split_sticky` and `mirror`.
+fn validate_traffic(
+    label: &str,
+    r: &toml::Spanned<Route>,
+    all: &std::collections::BTreeMap<String, toml::Spanned<Upstream>>,
+    loc: &Locator,
+    errs: &mut Vec<ConfigError>,
+) {
+    let route = r.get_ref();
+    let unknown = |u: &str| {
+        let known: Vec<&str> = all.keys().map(String::as_str).collect();
+        format!(
+            "upstream `{u}` is not defined; add [upstreams.{u}] or use a defined one ({})",
+            known.join(", ")
+        )
+    };
+    match &route.split {
+        Some(split) => {
+            let span = split.span();
+            let mut bad = |what: String| {
+                errs.push(loc.at(span.clone(), format!("route `{label}` split: {what}")));
+            };
+            if route.upstream.is_some() || route.handler.is_some() {
+                bad("a split route has no `upstream` or `handler` of its own; remove it (the split names the upstreams)".into());
+            }
+            if split.get_ref().len() < 2 {
+                bad("name two upstreams or more with their weights, e.g. { stable = 90, canary = 10 }".into());
+            }
+            if split.get_ref().values().all(|w| *w == 0) {
+                bad("every weight is 0; give the side that should take traffic a weight".into());
+            }
+            if let Some(u) = split.get_ref().keys().find(|u| !all.contains_key(*u)) {
+                bad(unknown(u));
+            }
+        }
+        None => {
+            if route.split_force.is_some() || route.split_sticky.is_some() {
+                errs.push(loc.at(
+                    r.span(),
+                    format!("route `{label}` sets split_force or split_sticky without a split; add split = {{ stable = 90, canary = 10 }} or remove them"),
+                ));
+            }
+        }
+    }
+    if let Some(m) = &route.mirror {
+        let mirror = m.get_ref();
+        if !all.contains_key(&mirror.upstream) {
+            errs.push(loc.at(
+                m.span(),
+                format!("route `{label}` mirror: {}", unknown(&mirror.upstream)),
+            ));
+        }
+        if !(1..=100).contains(&mirror.percent) {
+            errs.push(loc.at(
+                m.span(),
+                format!(
+                    "route `{label}` mirror: percent = {} is out of range; give 1 to 100",
+                    mirror.percent
+                ),
+            ));
+        }
+    }
+}
+
+/// The `retry` and `breaker` tables and `health.max_ejected_percent` of one upstream.
+fn validate_resilience(
+    name: &str,
+    u: &toml::Spanned<Upstream>,
+    all: &std::collections::BTreeMap<String, toml::Spanned<Upstream>>,
+    loc: &Locator,
+    errs: &mut Vec<ConfigError>,
+) {
+    let up = u.get_ref();
+    if up.health.max_ejected_percent > 100 {
+        errs.push(loc.at(
+            u.span(),
+            format!(
+                "upstream `{name}`: health.max_ejected_percent = {} is over 100; give a percentage",
+                up.health.max_ejected_percent
+            ),
+        ));
+    }
+    if up.health.probes == 0 {
+        errs.push(loc.at(
+            u.span(),
+            format!("upstream `{name}`: health.probes = 0 could never bring a target back; give 1 or more"),
+        ));
+    }
+    if let Some(r) = &up.retry {
+        let (span, r) = (r.span(), r.get_ref());
+        let mut bad = |what: String| {
+            errs.push(loc.at(span.clone(), format!("upstream `{name}` retry: {what}")));
+        };
+        if !(1..=10).contains(&r.attempts) {
+            bad(format!(
+                "attempts = {} is out of range; give 1 to 10 (tries in all, the first included)",
+                r.attempts
+            ));
+        }
+        if let Some(s) = r
+            .statuses
+            .iter()
+            .find(|s| !(500..=599).contains(*s) && **s != 429)
+        {
+            bad(format!(
+                "status {s} is not retried; list 5xx statuses (and 429 if you must)"
+            ));
+        }
+        if !(0.0..=1.0).contains(&r.budget) {
+            bad(format!(
+                "budget = {} is out of range; give a share from 0 to 1 (0.2 = at most 20% extra requests)",
+                r.budget
+            ));
+        }
+        if r.per_try_timeout.is_some_and(|t| t.is_zero()) {
+            bad("per_try_timeout is zero; give a duration such as \"2s\"".into());
+        }
+    }
+    if let Some(b) = &up.breaker {
+        let (span, b) = (b.span(), b.get_ref());
+        let mut bad = |what: String| {
+            errs.push(loc.at(span.clone(), format!("upstream `{name}` breaker: {what}")));
+        };
+        if let Some(r) = b.failure_ratio
+            && !(r > 0.0 && r <= 1.0)
+        {
+            bad(format!(
+                "failure_ratio = {r} is out of range; give a share above 0 and up to 1, e.g. 0.5"
+            ));
+        }
+        if b.failures == 0 && b.failure_ratio.is_none() {
+            bad("failures = 0 and no failure_ratio: it could never open; set one of them".into());
+        }
+        if b.probes == 0 {
+            bad("probes = 0 could never close it again; give 1 or more".into());
+        }
+        if b.open_for.is_zero() {
+            bad("open_for is zero; give a duration such as \"30s\"".into());
+        }
+        if b.fallback.is_some() && b.fallback_upstream.is_some() {
+            bad("has both `fallback` and `fallback_upstream`; keep one".into());
+        }
+        if let Some(f) = &b.fallback {
+            let a = f.get_ref();
+            if http::StatusCode::from_u16(a.status).is_err() || a.status < 200 {
+                errs.push(loc.at(
+                    f.span(),
+                    format!(
+                        "upstream `{name}` breaker fallback: status {} is not a final HTTP status; give 200 to 599",
+                        a.status
+                    ),
+                ));
+            }
+            for (k, v) in &a.headers {
+                if http::HeaderValue::from_str(v).is_err() {
+                    errs.push(loc.at(
+                        f.span(),
+                        format!("upstream `{name}` breaker fallback: header `{k}` has a value that is not a valid header value"),
+                    ));
+                }
+            }
+        }
+        if let Some(f) = &b.fallback_upstream {
+            let other = f.get_ref();
+            if other == name {
+                errs.push(loc.at(
+                    f.span(),
+                    format!("upstream `{name}` breaker: fallback_upstream is the upstream itself; name another one"),
+                ));
+            } else if !all.contains_key(other) {
+                errs.push(loc.at(
+                    f.span(),
+                    format!("upstream `{name}` breaker: fallback_upstream `{other}` is not defined; add [upstreams.{other}]"),
+                ));
+            }
         }
     }
 }

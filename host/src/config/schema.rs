@@ -213,6 +213,73 @@ pub struct Upstream {
     pub health: Health,
     #[serde(default)]
     pub pool: Pool,
+    /// Retry failed requests (to another target when there is one).
+    pub retry: Option<Spanned<Retry>>,
+    /// The upstream's circuit breaker (each target has its own, set in `health`).
+    pub breaker: Option<Spanned<Breaker>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// Tries in all, the first one included. A request no target took (refused connection)
+    /// goes to the next target without counting.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// Time for each try's response head; `request_timeout` bounds them all together.
+    #[serde(default, with = "super::types::opt_duration")]
+    pub per_try_timeout: Option<Duration>,
+    /// Response statuses that are tried again.
+    #[serde(default = "default_retry_statuses")]
+    pub statuses: Vec<u16>,
+    /// Retries may add at most this share of the upstream's requests (0.2 = 20% more load)...
+    #[serde(default = "default_budget")]
+    pub budget: f64,
+    /// ...plus this many in a burst.
+    #[serde(default = "default_budget_reserve")]
+    pub budget_reserve: u32,
+    /// A request body up to this size is kept to send again; a larger one is not retried.
+    #[serde(default = "default_retry_body")]
+    pub max_body: ByteSize,
+    /// Wait before a retry: this, doubled at each retry, with jitter.
+    #[serde(default = "default_backoff", with = "super::types::duration")]
+    pub backoff: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Breaker {
+    /// Consecutive failed tries (5xx, timeouts, resets, connection errors) that open it; 0: never.
+    #[serde(default = "default_breaker_failures")]
+    pub failures: u32,
+    /// Or: this share of failures among at least `min_requests` in `window`.
+    pub failure_ratio: Option<f64>,
+    #[serde(default = "default_breaker_window", with = "super::types::duration")]
+    pub window: Duration,
+    #[serde(default = "default_breaker_min_requests")]
+    pub min_requests: u32,
+    /// How long an open breaker refuses requests before it lets probes through.
+    #[serde(default = "default_open_for", with = "super::types::duration")]
+    pub open_for: Duration,
+    /// Probe requests when half-open; as many successes close it.
+    #[serde(default = "default_probes")]
+    pub probes: u32,
+    /// The answer while the upstream's breaker is open (or no target is available), instead of
+    /// a 503 problem with `Retry-After`...
+    pub fallback: Option<Spanned<FallbackAnswer>>,
+    /// ...or another upstream that answers instead.
+    pub fallback_upstream: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackAnswer {
+    #[serde(default = "default_fallback_status")]
+    pub status: u16,
+    #[serde(default)]
+    pub headers: BTreeMap<HeaderNameStr, String>,
+    #[serde(default)]
+    pub body: String,
 }
 
 /// A target is written `"host:port"` or `{ address = "host:port", weight = 3 }`.
@@ -260,6 +327,29 @@ pub struct Health {
     pub fail_timeout: Duration,
     /// Active checks: `GET path` on every target each interval; a non-2xx/3xx takes it out.
     pub check: Option<HealthCheck>,
+    /// Largest share of targets failures may take out at once (at least one may go).
+    #[serde(default = "default_max_ejected")]
+    pub max_ejected_percent: u32,
+    /// Probe requests a target gets when its `fail_timeout` is over; as many successes bring
+    /// it back, one failure takes it out again.
+    #[serde(default = "default_health_probes")]
+    pub probes: u32,
+    /// What counts as a failed request to a target: `connect` (refused, unreachable),
+    /// `timeout`, `reset` (closed before the response head), `5xx`.
+    #[serde(default = "default_fail_on")]
+    pub fail_on: Vec<FailOn>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub enum FailOn {
+    #[serde(rename = "connect")]
+    Connect,
+    #[serde(rename = "timeout")]
+    Timeout,
+    #[serde(rename = "reset")]
+    Reset,
+    #[serde(rename = "5xx")]
+    ServerError,
 }
 
 impl Default for Health {
@@ -268,6 +358,9 @@ impl Default for Health {
             max_fails: default_max_fails(),
             fail_timeout: default_fail_timeout(),
             check: None,
+            max_ejected_percent: default_max_ejected(),
+            probes: default_health_probes(),
+            fail_on: default_fail_on(),
         }
     }
 }
@@ -338,6 +431,39 @@ pub struct Route {
     pub plugins: Vec<Spanned<PluginRef>>,
     /// Compress responses for clients that accept it: `compress = {}` for the defaults.
     pub compress: Option<Spanned<Compress>>,
+    /// Share the traffic between upstreams by weight instead of one `upstream`:
+    /// `split = { stable = 90, canary = 10 }`.
+    pub split: Option<Spanned<BTreeMap<String, u32>>>,
+    /// A header or cookie whose value names one of the split's upstreams sends the request there.
+    pub split_force: Option<ForceBy>,
+    /// Keep each client on one side of the split by a hash of this (else by weight, request by
+    /// request).
+    pub split_sticky: Option<HashOn>,
+    /// Copy a share of the requests to another upstream; its answers are thrown away.
+    pub mirror: Option<Spanned<Mirror>>,
+    /// Let the upstream's retry policy retry POST and PATCH too (they are not idempotent:
+    /// only for endpoints that tolerate a repeat).
+    #[serde(default)]
+    pub retry_non_idempotent: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ForceBy {
+    Header(HeaderNameStr),
+    Cookie(String),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Mirror {
+    pub upstream: String,
+    /// Share of the requests copied, 1 to 100.
+    #[serde(default = "default_mirror_percent")]
+    pub percent: u32,
+    /// Largest request body copied; a request with a larger one is not mirrored.
+    #[serde(default = "default_retry_body")]
+    pub max_body: ByteSize,
 }
 
 /// Response compression on a route (transport work, done by the host as Envoy and nginx do).
@@ -389,6 +515,54 @@ impl Encoding {
     }
 }
 
+fn default_attempts() -> u32 {
+    2
+}
+fn default_retry_statuses() -> Vec<u16> {
+    vec![502, 503, 504]
+}
+fn default_budget() -> f64 {
+    0.2
+}
+fn default_budget_reserve() -> u32 {
+    10
+}
+fn default_retry_body() -> ByteSize {
+    ByteSize(64 << 10)
+}
+fn default_backoff() -> Duration {
+    Duration::from_millis(25)
+}
+fn default_breaker_failures() -> u32 {
+    5
+}
+fn default_breaker_window() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_breaker_min_requests() -> u32 {
+    20
+}
+fn default_open_for() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_probes() -> u32 {
+    3
+}
+fn default_fallback_status() -> u16 {
+    503
+}
+fn default_mirror_percent() -> u32 {
+    100
+}
+fn default_health_probes() -> u32 {
+    1
+}
+fn default_fail_on() -> Vec<FailOn> {
+    vec![FailOn::Connect]
+}
+fn default_max_ejected() -> u32 {
+    50
+}
 fn default_encodings() -> Vec<Encoding> {
     vec![Encoding::Zstd, Encoding::Br, Encoding::Gzip]
 }

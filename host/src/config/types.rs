@@ -196,6 +196,26 @@ pub mod duration {
     }
 }
 
+/// `with = "opt_duration"`: an optional `duration`.
+pub mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrap(#[serde(with = "super::duration")] Duration);
+        Ok(Some(Wrap::deserialize(d)?.0))
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(d) => super::duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 /// `with = "socket_addr"`: an IP address and a port.
 pub mod socket_addr {
     use std::net::SocketAddr;

@@ -46,6 +46,8 @@ pub struct AccessRecord {
     pub route: Option<std::sync::Arc<str>>,
     pub upstream: Option<std::sync::Arc<str>>,
     pub target: Option<String>,
+    /// Tries at the upstream's targets (0 when none was made).
+    pub attempts: u32,
     pub status: StatusCode,
     /// From the request's arrival to the upstream's response head.
     pub upstream_time: Option<std::time::Duration>,
@@ -73,6 +75,7 @@ impl AccessRecord {
                 route = r.route.as_deref().unwrap_or("-"),
                 upstream = r.upstream.as_deref().unwrap_or("-"),
                 target_addr = r.target.as_deref().unwrap_or("-"),
+                attempts = r.attempts,
                 tenant = r.tenant.as_deref().unwrap_or("-"),
                 status = r.status.as_u16(),
                 bytes,

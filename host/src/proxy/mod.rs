@@ -10,8 +10,11 @@ mod compress;
 mod encoding;
 mod handler;
 mod headers;
+mod mirror;
 mod plugins;
+mod replay;
 mod request_body;
+mod retry;
 mod stall;
 mod upgrade;
 
@@ -62,6 +65,7 @@ pub async fn handle(
             route: None,
             upstream: None,
             target: None,
+            attempts: 0,
             status: http::StatusCode::OK,
             upstream_time: None,
             request_bytes: req.body().size_hint().exact().unwrap_or(0),
@@ -159,7 +163,10 @@ async fn forward(
     let fwd = Forward {
         conn,
         route,
-        upstream: route.upstream.clone(),
+        upstream: route.upstream_for(&RequestKeys {
+            headers: req.headers(),
+            client: conn.client.ip(),
+        }),
         target: None,
         pq,
         host,
@@ -293,7 +300,7 @@ pub(crate) async fn send(
 ) -> Result<Response<ResponseBody>, ProxyError> {
     let Forward {
         conn,
-        route: _,
+        route,
         upstream,
         target,
         pq,
@@ -302,15 +309,16 @@ pub(crate) async fn send(
     // Validation gives every route an upstream or a handler; this is the former.
     let upstream =
         upstream.ok_or_else(|| ProxyError::BadRequest("the route has no upstream".into()))?;
-    let target = match target {
-        Some(t) => t,
-        None => upstream
-            .pick(&RequestKeys {
-                headers: req.headers(),
-                client: conn.client.ip(),
-            })
-            .ok_or_else(|| ProxyError::NoHealthyTarget(upstream.name.to_string()))?
-            .clone(),
+    let keys = RequestKeys {
+        headers: req.headers(),
+        client: conn.client.ip(),
+    };
+    let (upstream, target) = match target {
+        Some(t) => (upstream, t),
+        None => match admit(upstream, &keys)? {
+            Admitted::To(u, t) => (u, t),
+            Admitted::Fallback(resp) => return Ok(*resp),
+        },
     };
     if let Some(r) = record.as_deref_mut() {
         r.upstream = Some(upstream.name.clone());
@@ -336,40 +344,36 @@ pub(crate) async fn send(
     headers::add_via(h, incoming_version);
     address(&mut parts, &upstream, &target, pq, &host)?;
 
-    // forward; a request no target took (refused, unreachable) goes to the next target, once
-    // each: the one that failed never saw it, whatever the method.
-    let mut target = target;
-    let mut req = Request::from_parts(parts, body);
-    let mut attempts = 1;
-    let (mut resp, mut lease) = loop {
-        match upstream.send_or_return(&target, req).await {
-            Ok(sent) => break sent,
-            Err((e, Some(unsent))) if attempts < upstream.targets.len() => {
-                let keys = RequestKeys {
-                    headers: unsent.headers(),
-                    client: conn.client.ip(),
-                };
-                let Some(next) = upstream.pick_other(&keys, &target).cloned() else {
-                    return Err(ProxyError::from_upstream(e));
-                };
-                tracing::warn!(error = %e, next = %next.authority, attempt = attempts, "upstream target failed before the request was sent; trying the next");
-                let (mut p, b) = unsent.into_parts();
-                let pq = p
-                    .uri
-                    .path_and_query()
-                    .cloned()
-                    .unwrap_or_else(|| PathAndQuery::from_static("/"));
-                address(&mut p, &upstream, &next, pq, &host)?;
-                req = Request::from_parts(p, b);
-                target = next;
-                attempts += 1;
-                if let Some(r) = record.as_deref_mut() {
-                    r.target = Some(target.authority.to_string());
-                }
-            }
-            Err((e, _)) => return Err(ProxyError::from_upstream(e)),
-        }
+    // forward, trying again where the failure and the retry policy allow
+    let tries = retry::Tries {
+        upstream: &upstream,
+        host: &host,
+        client: conn.client.ip(),
+        non_idempotent: route.retry_non_idempotent,
+        upgrade,
     };
+    let mirror = route.mirror.as_ref().filter(|_| !upgrade);
+    let (body, copy) = mirror::begin(mirror, &parts, body);
+    let sent = retry::run(tries, target, Request::from_parts(parts, body)).await;
+    if let Some(copy) = copy {
+        copy.send(conn.client.ip(), &host);
+    }
+    let (sent, target, attempts) = match sent {
+        Ok(s) => {
+            let (t, a) = (s.target.clone(), s.attempts);
+            (Ok(s), t, a)
+        }
+        Err((e, t, a)) => (Err(e), t, a),
+    };
+    if let Some(r) = record.as_deref_mut() {
+        r.attempts = attempts;
+        r.target = Some(target.authority.to_string());
+    }
+    let retry::Sent {
+        response: mut resp,
+        mut lease,
+        ..
+    } = sent?;
     if let Some(r) = record {
         r.upstream_time = Some(r.start.elapsed());
     }
@@ -391,6 +395,60 @@ pub(crate) async fn send(
         parts,
         ResponseBody::upstream(body, lease, stall),
     ))
+}
+
+enum Admitted {
+    To(Arc<Upstream>, Arc<Target>),
+    /// Rare (an open breaker), so boxed: the common variant stays two pointers.
+    Fallback(Box<Response<ResponseBody>>),
+}
+
+/// A target of the upstream for a request; when the upstream refuses it (breaker open, no
+/// target in rotation), its configured fallback: an answer, or another upstream's target.
+fn admit(upstream: Arc<Upstream>, keys: &RequestKeys<'_>) -> Result<Admitted, ProxyError> {
+    if let Some(t) = upstream.admit(keys) {
+        return Ok(Admitted::To(upstream, t));
+    }
+    let open = upstream.breaker.as_ref().is_some_and(|b| !b.admits());
+    let unavailable = ProxyError::Unavailable {
+        upstream: upstream.name.to_string(),
+        why: if open {
+            "is failing: its circuit breaker is open"
+        } else {
+            "has no healthy target"
+        },
+        retry_after: upstream.retry_after(),
+    };
+    let fallback = upstream.config.breaker.as_ref().map(|b| b.get_ref());
+    if let Some(answer) = fallback.and_then(|b| b.fallback.as_ref()) {
+        metrics::counter!("wasmgate_upstream_fallbacks_total", "upstream" => upstream.name.to_string(), "to" => "answer").increment(1);
+        return Ok(Admitted::Fallback(Box::new(fallback_answer(
+            answer.get_ref(),
+        ))));
+    }
+    if let Some(other) = upstream.fallback_upstream()
+        && let Some(t) = other.admit(keys)
+    {
+        metrics::counter!("wasmgate_upstream_fallbacks_total", "upstream" => upstream.name.to_string(), "to" => "upstream").increment(1);
+        return Ok(Admitted::To(other, t));
+    }
+    Err(unavailable)
+}
+
+/// A breaker's configured answer (checked when the config was loaded).
+fn fallback_answer(a: &crate::config::FallbackAnswer) -> Response<ResponseBody> {
+    let mut resp = Response::new(ResponseBody::from(bytes::Bytes::from(a.body.clone())));
+    *resp.status_mut() =
+        http::StatusCode::from_u16(a.status).unwrap_or(http::StatusCode::SERVICE_UNAVAILABLE);
+    for (k, v) in &a.headers {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_str().as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            resp.headers_mut().append(k, v);
+        }
+    }
+    resp
 }
 
 /// The client's body, bounded by the route's `max_body` and the body read timeout. A declared

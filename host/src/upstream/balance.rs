@@ -79,7 +79,7 @@ impl Balancer {
     }
 }
 
-fn hash_of<T: Hash + ?Sized>(v: &T) -> u64 {
+pub(super) fn hash_of<T: Hash + ?Sized>(v: &T) -> u64 {
     let mut h = DefaultHasher::new();
     v.hash(&mut h);
     h.finish()

@@ -1,17 +1,22 @@
 //! Upstreams: named groups of targets, each with its own connection pool, balancer and health.
 
 mod balance;
+pub mod breaker;
+mod budget;
+mod clock;
 mod health;
 mod pool;
+mod split;
 mod target;
 pub mod tls;
 
 pub use balance::{Balancer, HashSource};
+pub use split::{Mirror, Split};
 pub use target::Lease;
 pub use target::Target;
 
 use std::error::Error as StdError;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -54,6 +59,22 @@ pub struct Upstream {
     connector: Connector,
     /// The config this was built from, so a reload that leaves it unchanged keeps the pool.
     pub config: config::Upstream,
+    /// The upstream's own breaker (with a `breaker` table): open, it refuses every request.
+    pub breaker: Option<breaker::Breaker>,
+    /// With a `retry` table.
+    pub budget: Option<budget::RetryBudget>,
+    /// Where requests go while this one is unavailable (`breaker.fallback_upstream`); weak, as
+    /// two upstreams may name each other, and set once all of a generation's upstreams exist.
+    fallback_upstream: RwLock<Weak<Upstream>>,
+}
+
+/// How a try at a target ended, for its breakers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Success,
+    Failed(config::FailOn),
+    /// Not the target's doing (the client's body failed, a request we could not build).
+    Neither,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -73,16 +94,25 @@ impl Upstream {
         cfg: &config::Upstream,
         ca: Option<&std::path::Path>,
     ) -> Result<Arc<Self>, tls::TlsError> {
+        let h = &cfg.health;
+        let policy = breaker::Policy {
+            failures: h.max_fails,
+            ratio: None,
+            open_for: h.fail_timeout,
+            probes: h.probes,
+        };
         let targets: Vec<Arc<Target>> = cfg
             .targets
             .iter()
             .filter_map(|t| {
                 let t = t.get_ref();
-                t.address
-                    .as_str()
-                    .parse()
-                    .ok()
-                    .map(|a| Arc::new(Target::new(a, t.weight)))
+                t.address.as_str().parse().ok().map(|a| {
+                    Arc::new(Target::new(
+                        a,
+                        t.weight,
+                        breaker::Breaker::new(policy.clone()),
+                    ))
+                })
             })
             .collect();
         let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
@@ -126,11 +156,77 @@ impl Upstream {
             balancer: Balancer::new(balance, cfg.hash_on.clone(), &weights),
             connector,
             config: cfg.clone(),
+            breaker: cfg.breaker.as_ref().map(|b| {
+                let b = b.get_ref();
+                breaker::Breaker::new(breaker::Policy {
+                    failures: b.failures,
+                    ratio: b.failure_ratio.map(|share| breaker::Ratio {
+                        share,
+                        window: b.window,
+                        min_requests: b.min_requests,
+                    }),
+                    open_for: b.open_for,
+                    probes: b.probes,
+                })
+            }),
+            budget: cfg
+                .retry
+                .as_ref()
+                .map(|r| budget::RetryBudget::new(r.get_ref().budget, r.get_ref().budget_reserve)),
+            fallback_upstream: RwLock::new(Weak::new()),
         });
         if let Some(check) = &cfg.health.check {
             health::spawn(Arc::downgrade(&up), check.clone());
         }
         Ok(up)
+    }
+
+    /// Points `breaker.fallback_upstream` at this generation's upstream of that name.
+    pub fn set_fallback(&self, other: &Arc<Upstream>) {
+        if let Ok(mut w) = self.fallback_upstream.write() {
+            *w = Arc::downgrade(other);
+        }
+    }
+
+    pub fn fallback_upstream(&self) -> Option<Arc<Upstream>> {
+        self.fallback_upstream.read().ok()?.upgrade()
+    }
+
+    /// A target for a request, taking a probe slot where a breaker is half-open; `None` when the
+    /// upstream's breaker is open or no target is in rotation.
+    pub fn admit(&self, req: &dyn HashSource) -> Option<Arc<Target>> {
+        if let Some(b) = &self.breaker
+            && !b.admits()
+        {
+            return None;
+        }
+        let t = (0..self.targets.len().max(1))
+            .filter_map(|_| self.pick(req))
+            .find(|t| t.breaker.begin())?
+            .clone();
+        if let Some(b) = &self.breaker
+            && !b.begin()
+        {
+            return None;
+        }
+        Some(t)
+    }
+
+    /// How long until a request could be let through, when the upstream refuses them: the
+    /// upstream's open breaker, or the first target breaker to half-open, or the next active
+    /// check when checks keep every target out.
+    pub fn retry_after(&self) -> Option<Duration> {
+        if let Some(ms) = self.breaker.as_ref().and_then(|b| b.retry_in()) {
+            return Some(Duration::from_millis(ms));
+        }
+        let by_breaker = self
+            .targets
+            .iter()
+            .filter(|t| !t.check_failed())
+            .filter_map(|t| t.breaker.retry_in())
+            .min()
+            .map(Duration::from_millis);
+        by_breaker.or_else(|| self.config.health.check.as_ref().map(|c| c.interval))
     }
 
     pub fn pick(&self, req: &dyn HashSource) -> Option<&Arc<Target>> {
@@ -168,20 +264,23 @@ impl Upstream {
         target: &Arc<Target>,
         req: Request<Body>,
     ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
-        self.send_or_return(target, req).await.map_err(|(e, _)| e)
+        self.send_or_return(target, req, self.config.request_timeout)
+            .await
+            .map_err(|(e, _)| e)
     }
 
     /// `send`, giving the request back with the error when no connection ever took it (the
     /// target refused or did not answer the connect, or closed a new connection before the
     /// send): the target never saw it, so it may go to another.
+    /// The try's outcome feeds the target's and the upstream's breakers.
     pub async fn send_or_return(
         &self,
         target: &Arc<Target>,
         req: Request<Body>,
+        timeout: Duration,
     ) -> Result<(Response<Incoming>, Lease), (UpstreamError, Option<Request<Body>>)> {
         let mut lease = Lease::new(target.clone(), self.config.pool.max_idle_per_target);
         let exchange = self.exchange(target, req, &mut lease);
-        let timeout = self.config.request_timeout;
         let result = match tokio::time::timeout(timeout, exchange).await {
             Ok(r) => r,
             Err(_) => Err((
@@ -192,29 +291,87 @@ impl Upstream {
                 None,
             )),
         };
-        match result {
-            Ok(resp) => {
-                target.record_success();
-                Ok((resp, lease))
+        use config::FailOn;
+        let outcome = match &result {
+            Ok(resp) if resp.status().is_server_error() => Outcome::Failed(FailOn::ServerError),
+            Ok(_) => Outcome::Success,
+            Err((UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout { .. }, _)) => {
+                Outcome::Failed(FailOn::Connect)
             }
-            Err((e, unsent)) => {
-                if matches!(
-                    e,
-                    UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout { .. }
-                ) {
-                    let h = &self.config.health;
-                    target.record_failure(h.max_fails, h.fail_timeout);
-                }
-                Err((e, unsent))
+            Err((UpstreamError::Timeout { .. }, _)) => Outcome::Failed(FailOn::Timeout),
+            Err((UpstreamError::Request(_), _)) => Outcome::Neither,
+            Err((UpstreamError::Failed { source, .. }, _))
+                if crate::error::ClientBodyError::find(source).is_some() =>
+            {
+                Outcome::Neither
             }
+            Err(_) => Outcome::Failed(FailOn::Reset),
+        };
+        self.record(target, outcome);
+        result.map(|resp| (resp, lease))
+    }
+
+    /// Feeds a try's outcome to the breakers: the target's counts what `health.fail_on` lists,
+    /// the upstream's (with a `breaker` table) every failure.
+    fn record(&self, target: &Target, outcome: Outcome) {
+        let kind = match outcome {
+            Outcome::Neither => return,
+            Outcome::Success => None,
+            Outcome::Failed(kind) => Some(kind),
+        };
+        let target_failed = kind.is_some_and(|k| self.config.health.fail_on.contains(&k));
+        if target_failed {
+            if target.breaker.failure(|| self.may_eject()) == breaker::Change::Opened {
+                tracing::warn!(upstream = %self.name, target = %target.authority, "target taken out of rotation: its breaker opened");
+            }
+        } else if target.breaker.success() == breaker::Change::Closed {
+            tracing::info!(upstream = %self.name, target = %target.authority, "target back in rotation: its breaker closed");
+        }
+        let Some(b) = &self.breaker else { return };
+        let change = if kind.is_some() {
+            b.failure(|| true)
+        } else {
+            b.success()
+        };
+        match change {
+            breaker::Change::Opened => {
+                tracing::warn!(upstream = %self.name, "upstream breaker opened: requests get the fallback until it half-opens")
+            }
+            breaker::Change::Closed => {
+                tracing::info!(upstream = %self.name, "upstream breaker closed")
+            }
+            breaker::Change::None => {}
         }
     }
 
-    /// Another healthy target than `not` for `req`, if the upstream has one.
-    pub fn pick_other(&self, req: &dyn HashSource, not: &Arc<Target>) -> Option<&Arc<Target>> {
-        (0..self.targets.len())
+    /// Whether one more target may be ejected: at most `max_ejected_percent` of them (and at
+    /// least one), so a bad deploy cannot empty the upstream.
+    fn may_eject(&self) -> bool {
+        let n = self.targets.len();
+        let out = self
+            .targets
+            .iter()
+            .filter(|t| !t.breaker.is_closed())
+            .count();
+        let cap = (n * self.config.health.max_ejected_percent as usize / 100).max(1);
+        out < cap
+    }
+
+    /// The target for a try after `last` failed: another one in rotation, in the balancer's
+    /// order first; else `last` itself when `same_ok` and it is still in rotation.
+    pub fn admit_next(
+        &self,
+        req: &dyn HashSource,
+        last: &Arc<Target>,
+        same_ok: bool,
+    ) -> Option<Arc<Target>> {
+        // A hash balancer picks the same target every time: the plain list finds the others.
+        let other = (0..self.targets.len())
             .filter_map(|_| self.pick(req))
-            .find(|t| !Arc::ptr_eq(t, not))
+            .chain(self.targets.iter().filter(|t| t.healthy()))
+            .find(|t| !Arc::ptr_eq(t, last) && t.breaker.begin())
+            .cloned();
+        other.or_else(|| (same_ok && last.healthy() && last.breaker.begin()).then(|| last.clone()))
     }
 
     async fn exchange(

@@ -1,15 +1,15 @@
 //! One target of an upstream: its address, its load, whether it is in rotation, and a request's
 //! lease on it.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use http::uri::Authority;
 
 use hyper::client::conn::http1;
 
 use super::Body;
+use super::breaker::Breaker;
 use super::pool::TargetPool;
 
 #[derive(Debug)]
@@ -18,34 +18,32 @@ pub struct Target {
     pub weight: u32,
     pub(super) pool: TargetPool,
     in_flight: AtomicUsize,
-    fails: AtomicU32,
-    /// Milliseconds since `epoch()` until which passive health keeps the target out.
-    down_until: AtomicU64,
+    /// Passive health: failures open it and take the target out of rotation.
+    pub breaker: Breaker,
     /// Set by the active checker.
     check_failed: AtomicBool,
 }
 
-fn now_ms() -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
-}
-
 impl Target {
-    pub fn new(authority: Authority, weight: u32) -> Self {
+    pub fn new(authority: Authority, weight: u32, breaker: Breaker) -> Self {
         Target {
             authority,
             weight,
             pool: TargetPool::default(),
             in_flight: AtomicUsize::new(0),
-            fails: AtomicU32::new(0),
-            down_until: AtomicU64::new(0),
+            breaker,
             check_failed: AtomicBool::new(false),
         }
     }
 
+    /// In rotation: its active check (if any) passes and its breaker lets requests through.
     pub fn healthy(&self) -> bool {
-        !self.check_failed.load(Ordering::Relaxed)
-            && self.down_until.load(Ordering::Relaxed) <= now_ms()
+        !self.check_failed.load(Ordering::Relaxed) && self.breaker.admits()
+    }
+
+    /// Failing its active health check.
+    pub fn check_failed(&self) -> bool {
+        self.check_failed.load(Ordering::Relaxed)
     }
 
     pub fn in_flight(&self) -> usize {
@@ -61,28 +59,11 @@ impl Target {
         }
     }
 
-    /// A connection failed: after `max_fails` in a row, the target sits out `fail_timeout`.
-    pub fn record_failure(&self, max_fails: u32, fail_timeout: Duration) {
-        let fails = self.fails.fetch_add(1, Ordering::Relaxed) + 1;
-        if max_fails > 0 && fails >= max_fails {
-            self.fails.store(0, Ordering::Relaxed);
-            self.down_until.store(
-                now_ms() + fail_timeout.as_millis() as u64,
-                Ordering::Relaxed,
-            );
-        }
-    }
-
-    pub fn record_success(&self) {
-        if self.fails.load(Ordering::Relaxed) != 0 {
-            self.fails.store(0, Ordering::Relaxed);
-        }
-    }
-
+    /// A passing check also closes the breaker: the target is back.
     pub fn set_check_result(&self, ok: bool) {
         self.check_failed.store(!ok, Ordering::Relaxed);
-        if ok {
-            self.down_until.store(0, Ordering::Relaxed);
+        if ok && !self.breaker.is_closed() {
+            self.breaker.reset();
         }
     }
 }
