@@ -438,4 +438,25 @@ async fn example_config_answers_through_the_demo_backend() {
     );
     let r = get_with(&partner, &[("authorization", "Bearer not-a-token")]).await;
     assert_eq!(r.status, 401);
+
+    // The `canary` route: 1 in 10 to `demo-canary` (which gets the target's address as Host),
+    // all with the tester's header.
+    let canary_host = format!("127.0.0.1:{demo}");
+    let host_of = |r: &Resp| {
+        r.json()["headers"]["host"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut to_canary = 0;
+    for _ in 0..20 {
+        let r = get_with(&gw.url("/canary/hello"), &[]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        if host_of(&r) == canary_host {
+            to_canary += 1;
+        }
+    }
+    assert_eq!(to_canary, 2, "2 of 20 to the canary");
+    let forced = get_with(&gw.url("/canary/hello"), &[("x-version", "demo-canary")]).await;
+    assert_eq!(host_of(&forced), canary_host);
 }
