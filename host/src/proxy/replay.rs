@@ -55,7 +55,7 @@ enum State {
 }
 
 #[derive(Debug, Default)]
-struct Kept {
+pub struct Kept {
     chunks: Vec<Bytes>,
     size: usize,
     state: State,
@@ -63,16 +63,19 @@ struct Kept {
 
 /// A handle on the kept body, held by the retry loop.
 #[derive(Debug, Clone)]
-pub struct Keeper(Arc<Mutex<Kept>>);
+pub enum Keeper {
+    /// The body was empty: nothing to keep, nothing wrapped.
+    Empty,
+    Kept(Arc<Mutex<Kept>>),
+}
 
 impl Keeper {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// The whole body again, if it was read to its end within the limit.
     pub fn replay(&self) -> Option<Body> {
-        let kept = self.lock();
+        let kept = match self {
+            Keeper::Empty => return Some(Body::default()),
+            Keeper::Kept(k) => lock(k),
+        };
         if !matches!(kept.state, State::Whole) {
             return None;
         }
@@ -89,23 +92,27 @@ impl Keeper {
     }
 }
 
-/// Wraps `body`, keeping up to `limit` bytes of it.
+fn lock(k: &Mutex<Kept>) -> std::sync::MutexGuard<'_, Kept> {
+    k.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Wraps `body`, keeping up to `limit` bytes of it. An empty body (most GETs) is left as it is.
 pub fn keep(body: Body, limit: usize) -> (Body, Keeper) {
-    let keeper = Keeper(Arc::new(Mutex::new(Kept::default())));
     if body.is_end_stream() {
-        keeper.lock().state = State::Whole;
+        return (body, Keeper::Empty);
     }
+    let kept = Arc::new(Mutex::new(Kept::default()));
     let recording = Recording {
         inner: body,
-        keeper: keeper.clone(),
+        kept: kept.clone(),
         limit,
     };
-    (recording.boxed_unsync(), keeper)
+    (recording.boxed_unsync(), Keeper::Kept(kept))
 }
 
 struct Recording {
     inner: Body,
-    keeper: Keeper,
+    kept: Arc<Mutex<Kept>>,
     limit: usize,
 }
 
@@ -119,7 +126,7 @@ impl http_body::Body for Recording {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         let end = self.inner.is_end_stream();
-        let mut kept = self.keeper.lock();
+        let mut kept = lock(&self.kept);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let (State::Reading, Some(data)) = (&kept.state, frame.data_ref()) {

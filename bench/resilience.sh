@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The cost of resilience on the plain path: a route whose upstream has a retry policy (budget,
+# kept bodies) and a circuit breaker (run and ratio) vs the same route without, and a 90/10 split
+# route vs a plain one; nginx plain and nginx `split_clients` side by side for scale. One worker
+# each, in front of the same nginx upstream (1 KiB body), wrk -c64; the runs alternate over
+# $ROUNDS rounds so drift hits all alike. Prints rps, the ratios and p99. Not a test: numbers
+# depend on the machine.
+#
+#   bench/resilience.sh               # 10 s per run, 3 rounds
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+. bench/common.sh
+UP=$(free_port); NG=$(free_port); WG=$(free_port); ADMIN=$(free_port)
+body=$(head -c 1024 /dev/zero | tr '\0' 'x')
+nginx_conf upstream "server { listen 127.0.0.1:$UP; keepalive_requests 1000000; location / { default_type text/plain; return 200 '$body'; } }"
+nginx_conf proxy "upstream a { server 127.0.0.1:$UP; keepalive 128; }
+  upstream b { server 127.0.0.1:$UP; keepalive 128; }
+  split_clients \"\${remote_port}\${request_id}\" \$side { 90% a; * b; }
+  server { listen 127.0.0.1:$NG; keepalive_requests 1000000;
+    proxy_http_version 1.1; proxy_set_header Connection \"\";
+    location /plain { proxy_pass http://a; }
+    location /split { proxy_pass http://\$side; } }"
+
+{ gateway_head; cat <<CONF; } > "$work/gateway.toml"
+[upstreams.guarded]
+targets = ["127.0.0.1:$UP"]
+retry = { attempts = 3, per_try_timeout = "2s" }
+breaker = { failures = 5, failure_ratio = 0.5 }
+[upstreams.canary]
+targets = ["127.0.0.1:$UP"]
+[[routes]]
+path_prefix = "/plain"
+upstream = "up"
+[[routes]]
+path_prefix = "/guarded"
+upstream = "guarded"
+[[routes]]
+path_prefix = "/split"
+split = { up = 90, canary = 10 }
+CONF
+start_gateway
+wait_for "http://127.0.0.1:$WG/plain" "http://127.0.0.1:$NG/plain"
+
+declare -A sum
+for _ in $(seq "$ROUNDS"); do
+  for run in "wg-plain $WG/plain" "wg-guarded $WG/guarded" "wg-split $WG/split" "nginx-plain $NG/plain" "nginx-split $NG/split"; do
+    set -- $run
+    r=$(measure_rps "http://127.0.0.1:$2")
+    sum[$1]=$(awk -v a="${sum[$1]:-0}" -v b="$r" 'BEGIN { print a + b }')
+  done
+done
+avg() { awk -v s="${sum[$1]}" -v n="$ROUNDS" 'BEGIN { printf "%.0f", s / n }'; }
+p=$(avg wg-plain); g=$(avg wg-guarded); s=$(avg wg-split); np=$(avg nginx-plain); ns=$(avg nginx-split)
+awk -v p="$p" -v g="$g" -v s="$s" -v np="$np" -v ns="$ns" 'BEGIN {
+  printf "wasmgate plain %d rps; with retry + breaker %d rps = %.3fx (overhead %.1f%%); split 90/10 %d rps = %.3fx of plain\n", p, g, g / p, (1 - g / p) * 100, s, s / p
+  printf "nginx plain %d rps; nginx split_clients %d rps = %.3fx; wasmgate/nginx: plain %.2fx, split %.2fx\n", np, ns, ns / np, p / np, s / ns }'
+p99_report
