@@ -114,6 +114,7 @@ pub async fn run(loaded: Loaded) -> Result<(), StartError> {
         }
         let serving = Arc::new(crate::server::Serving {
             index: i,
+            proxy_protocol: l.proxy_protocol,
             builder: crate::server::http_builder(l, &cfg.server),
             deadlines,
             shared: shared.clone(),

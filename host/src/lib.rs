@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod client_ip;
 pub mod config;
 pub mod demo;
 pub mod dry_run;

@@ -63,6 +63,8 @@ pub struct Runtime {
     pub log_phase: bool,
     /// Longest pause between two reads of a client's request body.
     pub body_read_timeout: std::time::Duration,
+    /// Whose forwarding headers name the client.
+    pub trusted: crate::client_ip::TrustedProxies,
 }
 
 impl Runtime {
@@ -215,6 +217,10 @@ impl Runtime {
             access_log: cfg.log.access,
             log_phase,
             body_read_timeout: cfg.server.body_read_timeout,
+            trusted: crate::client_ip::TrustedProxies::new(
+                cfg.server.trusted_proxies.iter().map(|c| c.0).collect(),
+                cfg.server.client_ip_header,
+            ),
             router: Router::new(routes),
             upstreams,
             modules: plugins.modules,

@@ -5,6 +5,7 @@ mod jwt;
 
 mod authoring;
 mod balance;
+mod client_ip;
 mod compress;
 mod conformance;
 mod contract;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::types::{
-    ByteSize, HeaderNameStr, HostPattern, MethodName, PathPattern, PathPrefix, TargetAddr,
+    ByteSize, Cidr, HeaderNameStr, HostPattern, MethodName, PathPattern, PathPrefix, TargetAddr,
     WorkerCount,
 };
 
@@ -84,6 +84,21 @@ pub struct Server {
     /// The plugin cache's size cap: past it, the entries used longest ago are removed.
     #[serde(default = "default_plugin_cache_max")]
     pub plugin_cache_max: ByteSize,
+    /// Proxies (addresses or CIDR ranges) whose forwarding header is believed: a request from
+    /// one of them is from the client that header names.
+    #[serde(default)]
+    pub trusted_proxies: Vec<Cidr>,
+    /// The header trusted proxies name the client in.
+    #[serde(default)]
+    pub client_ip_header: ClientIpHeader,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientIpHeader {
+    #[default]
+    XForwardedFor,
+    Forwarded,
 }
 
 impl Default for Server {
@@ -102,6 +117,8 @@ impl Default for Server {
             watch_config: true,
             plugin_cache: None,
             plugin_cache_max: default_plugin_cache_max(),
+            trusted_proxies: Vec::new(),
+            client_ip_header: ClientIpHeader::default(),
         }
     }
 }
@@ -118,6 +135,10 @@ pub struct Listener {
     /// Connections open at once on this listener; more wait in the kernel's backlog. The whole
     /// process is also capped by its open-file limit, so it never runs out of descriptors.
     pub max_connections: Option<Spanned<usize>>,
+    /// Connections start with a PROXY protocol header (v1 or v2) from a TCP load balancer; one
+    /// without it is closed.
+    #[serde(default)]
+    pub proxy_protocol: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -815,6 +836,7 @@ fn default_listeners() -> Vec<Spanned<Listener>> {
             tls: None,
             http2: true,
             max_connections: None,
+            proxy_protocol: false,
         },
     )]
 }

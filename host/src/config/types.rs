@@ -317,3 +317,28 @@ fn parse_size(s: &str) -> Option<usize> {
     };
     n.checked_mul(mult)
 }
+
+/// An address (`10.0.0.1`, `::1`) or a CIDR range (`10.0.0.0/8`, `2001:db8::/32`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Cidr(pub ipnet::IpNet);
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if let Ok(net) = s.parse::<ipnet::IpNet>() {
+            return Ok(Cidr(net.trunc()));
+        }
+        s.parse::<std::net::IpAddr>()
+            .map(|ip| Cidr(ipnet::IpNet::from(ip)))
+            .map_err(|_| {
+                format!("`{s}` is not an address or a CIDR range; write e.g. \"10.0.0.0/8\" or \"192.0.2.10\"")
+            })
+    }
+}
+
+impl From<Cidr> for String {
+    fn from(c: Cidr) -> String {
+        c.0.to_string()
+    }
+}

@@ -23,7 +23,7 @@ pub(crate) async fn answer(
     parts.uri = fwd.pq.into();
     let h = &mut parts.headers;
     headers::strip_hop_by_hop(h, false);
-    headers::add_forwarded(h, fwd.conn.client.ip(), fwd.conn.tls, &fwd.host);
+    headers::add_forwarded(h, &fwd.conn, &fwd.host);
     // wasi:http needs an authority; an HTTP/1.0 request may come without one.
     let host = if fwd.host.is_empty() {
         HeaderValue::from_static("localhost")

@@ -1,8 +1,6 @@
 //! Header rules of a proxy (RFC 9110 §7.6): hop-by-hop headers stop here, forwarding headers are
 //! added, and an upgrade keeps the two headers it needs.
 
-use std::net::IpAddr;
-
 use http::Version;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -73,25 +71,30 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 }
 
 /// Adds `X-Forwarded-For` (appended), `X-Forwarded-Proto` and `X-Forwarded-Host` (set).
-pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, tls: bool, host: &HeaderValue) {
+pub fn add_forwarded(headers: &mut HeaderMap, conn: &super::ConnInfo, host: &HeaderValue) {
     static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     static XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
     static XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
-    let ip = client.to_string();
-    // Every earlier hop, however many lines the client split them over, then this client.
+    static XRI: HeaderName = HeaderName::from_static("x-real-ip");
+    // Every earlier hop, however many lines the client split them over, then the one that
+    // connected here.
     let mut chain = String::new();
     for prior in headers.get_all(&XFF).iter().filter_map(|v| v.to_str().ok()) {
         chain.push_str(prior);
         chain.push_str(", ");
     }
-    chain.push_str(&ip);
+    chain.push_str(&conn.peer.to_string());
     let xff = HeaderValue::try_from(chain);
     if let Ok(v) = xff {
         headers.insert(&XFF, v);
     }
+    // The client as the gateway settled it (trusted proxies resolved): never the client's claim.
+    if let Ok(v) = HeaderValue::try_from(conn.client.ip().to_string()) {
+        headers.insert(&XRI, v);
+    }
     headers.insert(
         &XFP,
-        HeaderValue::from_static(if tls { "https" } else { "http" }),
+        HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
     );
     if !host.is_empty() {
         headers.insert(&XFH, host.clone());
@@ -112,6 +115,7 @@ pub fn add_via(headers: &mut HeaderMap, version: Version) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     #[test]
     fn strips_named_and_standard_hop_headers() {
@@ -146,13 +150,14 @@ mod tests {
     fn forwarded_for_appends() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        add_forwarded(
-            &mut h,
-            "127.0.0.1".parse().unwrap_or(IpAddr::from([0; 4])),
-            true,
-            &HeaderValue::from_static("a.example"),
-        );
+        let conn = super::super::ConnInfo {
+            client: std::net::SocketAddr::from(([203, 0, 113, 7], 0)),
+            peer: IpAddr::from([127, 0, 0, 1]),
+            tls: true,
+        };
+        add_forwarded(&mut h, &conn, &HeaderValue::from_static("a.example"));
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        assert_eq!(h["x-real-ip"], "203.0.113.7");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "a.example");
     }
@@ -233,7 +238,12 @@ mod tests {
                     h.append("x-forwarded-for", HeaderValue::try_from(chunk.join(", ")).map_err(|e| TestCaseError::fail(e.to_string()))?);
                 }
                 let client = IpAddr::from([192, 168, last.0, last.1]);
-                add_forwarded(&mut h, client, false, &HeaderValue::from_static("a.test"));
+                let conn = super::super::super::ConnInfo {
+                    client: std::net::SocketAddr::new(client, 0),
+                    peer: client,
+                    tls: false,
+                };
+                add_forwarded(&mut h, &conn, &HeaderValue::from_static("a.test"));
                 let all: Vec<&str> = h
                     .get_all("x-forwarded-for")
                     .iter()

@@ -41,7 +41,11 @@ use body::AccessRecord;
 /// Facts about the client connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnInfo {
+    /// The client: the connection's peer (or the PROXY protocol's source), or for a request
+    /// through trusted proxies, the address their forwarding header names.
     pub client: SocketAddr,
+    /// The hop this request came from (appended to `X-Forwarded-For`).
+    pub peer: IpAddr,
     pub tls: bool,
 }
 
@@ -51,6 +55,14 @@ pub async fn handle(
     conn: ConnInfo,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
+    let conn = if rt.trusted.is_empty() {
+        conn
+    } else {
+        ConnInfo {
+            client: SocketAddr::new(rt.trusted.client(conn.peer, req.headers()), 0),
+            ..conn
+        }
+    };
     let mut record = (rt.access_log || rt.log_phase).then(|| {
         Box::new(AccessRecord {
             access: rt.access_log,
@@ -340,7 +352,7 @@ pub(crate) async fn send(
     };
     let h = &mut parts.headers;
     headers::strip_hop_by_hop(h, upgrade);
-    headers::add_forwarded(h, conn.client.ip(), conn.tls, &host);
+    headers::add_forwarded(h, &conn, &host);
     headers::add_via(h, incoming_version);
     address(&mut parts, &upstream, &target, pq, &host)?;
 

@@ -3,6 +3,7 @@
 
 mod conn;
 mod limit;
+mod proxy_protocol;
 pub mod tls;
 pub mod trim;
 
@@ -69,6 +70,8 @@ pub fn http_builder(listener: &Listener, server: &Server) -> auto::Builder<Tokio
 /// What every connection of a listener shares.
 pub struct Serving {
     pub index: usize,
+    /// Connections start with a PROXY protocol header.
+    pub proxy_protocol: bool,
     pub builder: auto::Builder<TokioExecutor>,
     pub deadlines: Deadlines,
     pub shared: Arc<Shared>,
@@ -130,6 +133,24 @@ async fn serve_connection(
         tracing::debug!(%client, "closed a connection that sent nothing");
         return;
     }
+    let mut stream = stream;
+    let client = if serving.proxy_protocol {
+        // With trusted proxies listed, only they may say who the client is.
+        let rt = serving.shared.current.load();
+        if !rt.trusted.is_empty() && !rt.trusted.trusts(client.ip()) {
+            tracing::info!(peer = %client, "closed a PROXY protocol connection from a peer that is not a trusted proxy");
+            return;
+        }
+        match proxy_protocol::read(&mut stream, deadline).await {
+            Ok(source) => source.unwrap_or(client),
+            Err(e) => {
+                tracing::info!(peer = %client, error = %e, "closed a connection without a valid PROXY protocol header");
+                return;
+            }
+        }
+    } else {
+        client
+    };
     Box::pin(serve_http(stream, client, serving, watcher, accepted)).await;
 }
 
@@ -151,6 +172,7 @@ async fn serve_http(
         .flatten();
     let conn = ConnInfo {
         client,
+        peer: client.ip(),
         tls: acceptor.is_some(),
     };
     let activity = Arc::new(Activity::default());
