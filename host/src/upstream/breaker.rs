@@ -141,21 +141,16 @@ impl Breaker {
 
     /// Would a request be let through now? Does not take a probe slot (see `begin`).
     pub fn admits(&self) -> bool {
-        if self.closed.load(Ordering::Relaxed) {
-            return true;
-        }
-        let mut inner = self.lock();
-        self.tick(&mut inner, now_ms());
-        match inner.state {
-            State::Closed => true,
-            State::Open { .. } => false,
-            State::HalfOpen => inner.probes_started < self.policy.probes,
-        }
+        self.let_through(false)
     }
 
     /// A request is on its way: when half-open it takes a probe slot. `false` when none is left
     /// (another request took the last one since `admits`).
     pub fn begin(&self) -> bool {
+        self.let_through(true)
+    }
+
+    fn let_through(&self, take_probe: bool) -> bool {
         if self.closed.load(Ordering::Relaxed) {
             return true;
         }
@@ -165,7 +160,9 @@ impl Breaker {
             State::Closed => true,
             State::Open { .. } => false,
             State::HalfOpen if inner.probes_started < self.policy.probes => {
-                inner.probes_started += 1;
+                if take_probe {
+                    inner.probes_started += 1;
+                }
                 true
             }
             State::HalfOpen => false,
