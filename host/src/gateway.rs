@@ -55,6 +55,16 @@ pub async fn run(loaded: Loaded) -> Result<(), StartError> {
 
     let path = loaded.path.clone();
     crate::telemetry::init_metrics();
+    let dns: Vec<SocketAddr> = cfg
+        .server
+        .dns_servers
+        .iter()
+        .filter_map(|s| crate::config::dns_server(s.get_ref()))
+        .collect();
+    if let Err(e) = crate::upstream::init_dns(&dns) {
+        // Names still resolve through the system at connect time.
+        tracing::warn!(error = %e, "no DNS resolver for upstream names");
+    }
     let store = open_store(&cfg.store)?;
     // Plugins are compiled by a child process of this binary, so the compiler's memory is not
     // the gateway's for the rest of its life.

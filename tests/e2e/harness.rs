@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -221,9 +222,23 @@ impl Upstream {
         tls: Option<Arc<rustls::ServerConfig>>,
         handler: Handler,
     ) -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind upstream");
+        Self::start_at("127.0.0.1:0", name, proto, tls, handler).await
+    }
+
+    /// An echo server on a given address (e.g. another loopback IP, for DNS tests).
+    pub async fn echo_at(addr: &str, name: &str) -> Upstream {
+        let n = name.to_string();
+        Self::start_at(addr, name, Proto::Auto, None, echo_handler(n)).await
+    }
+
+    async fn start_at(
+        bind: &str,
+        name: &str,
+        proto: Proto,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        handler: Handler,
+    ) -> Upstream {
+        let listener = TcpListener::bind(bind).await.expect("bind upstream");
         let addr = listener.local_addr().expect("addr");
         let connections = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
@@ -930,4 +945,130 @@ pub fn metric_line<'a>(scrape: &'a str, family: &str, labels: &[&str]) -> Option
     scrape
         .lines()
         .find(|l| l.starts_with(family) && labels.iter().all(|label| l.contains(label)))
+}
+
+// ---------------------------------------------------------------- DNS
+
+/// Records by name: (priority, weight, port, target) of each SRV record.
+type SrvRecords = Arc<std::sync::Mutex<HashMap<String, Vec<(u16, u16, u16, String)>>>>;
+type IpRecords = Arc<std::sync::Mutex<HashMap<String, Vec<std::net::IpAddr>>>>;
+
+/// An authoritative DNS server on a free UDP port for names the test sets: A/AAAA from
+/// `set_ips`, SRV from `set_srv`, 1-second TTLs, NXDOMAIN otherwise.
+pub struct DnsServer {
+    pub addr: SocketAddr,
+    ips: IpRecords,
+    srv: SrvRecords,
+    task: JoinHandle<()>,
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl DnsServer {
+    pub async fn start() -> DnsServer {
+        use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
+        use hickory_resolver::proto::rr::rdata::{A, AAAA, SRV};
+        use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind dns");
+        let addr = socket.local_addr().expect("addr");
+        let ips: IpRecords = Arc::default();
+        let srv: SrvRecords = Arc::default();
+        let (i, s) = (ips.clone(), srv.clone());
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 1500];
+            while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+                let Ok(query) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                let mut reply = Message::new();
+                reply
+                    .set_id(query.id())
+                    .set_message_type(MessageType::Response)
+                    .set_op_code(query.op_code())
+                    .set_recursion_desired(query.recursion_desired())
+                    .set_recursion_available(true)
+                    .set_authoritative(true);
+                let mut found = false;
+                for q in query.queries() {
+                    reply.add_query(q.clone());
+                    let name = q.name().to_utf8().trim_end_matches('.').to_lowercase();
+                    let records: Vec<Record> = match q.query_type() {
+                        RecordType::A | RecordType::AAAA => {
+                            let known = i.lock().expect("lock").get(&name).cloned();
+                            found |= known.is_some();
+                            known
+                                .unwrap_or_default()
+                                .into_iter()
+                                .filter_map(|ip| match (ip, q.query_type()) {
+                                    (std::net::IpAddr::V4(v4), RecordType::A) => {
+                                        Some(RData::A(A(v4)))
+                                    }
+                                    (std::net::IpAddr::V6(v6), RecordType::AAAA) => {
+                                        Some(RData::AAAA(AAAA(v6)))
+                                    }
+                                    _ => None,
+                                })
+                                .map(|r| Record::from_rdata(q.name().clone(), 1, r))
+                                .collect()
+                        }
+                        RecordType::SRV => {
+                            let known = s.lock().expect("lock").get(&name).cloned();
+                            found |= known.is_some();
+                            known
+                                .unwrap_or_default()
+                                .into_iter()
+                                .filter_map(|(p, w, port, target)| {
+                                    let t = Name::from_ascii(format!("{target}.")).ok()?;
+                                    Some(Record::from_rdata(
+                                        q.name().clone(),
+                                        1,
+                                        RData::SRV(SRV::new(p, w, port, t)),
+                                    ))
+                                })
+                                .collect()
+                        }
+                        _ => Vec::new(),
+                    };
+                    for r in records {
+                        reply.add_answer(r);
+                    }
+                }
+                if !found {
+                    reply.set_response_code(ResponseCode::NXDomain);
+                }
+                if let Ok(bytes) = reply.to_vec() {
+                    let _ = socket.send_to(&bytes, from).await;
+                }
+            }
+        });
+        DnsServer {
+            addr,
+            ips,
+            srv,
+            task,
+        }
+    }
+
+    pub fn set_ips(&self, name: &str, ips: &[&str]) {
+        let ips = ips.iter().map(|s| s.parse().expect("ip")).collect();
+        self.ips.lock().expect("lock").insert(name.to_string(), ips);
+    }
+
+    pub fn set_srv(&self, name: &str, records: &[(u16, u16, u16, &str)]) {
+        let records = records
+            .iter()
+            .map(|(p, w, port, t)| (*p, *w, *port, t.to_string()))
+            .collect();
+        self.srv
+            .lock()
+            .expect("lock")
+            .insert(name.to_string(), records);
+    }
 }

@@ -9,6 +9,7 @@ mod client_ip;
 mod compress;
 mod conformance;
 mod contract;
+mod dns;
 mod edge;
 mod errors;
 mod handlers;

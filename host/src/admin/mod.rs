@@ -110,11 +110,13 @@ fn upstream_state(u: &crate::upstream::Upstream) -> serde_json::Value {
         json!({ "state": state.name(), "retry_in_ms": b.retry_in() })
     };
     let targets: Vec<_> = u
-        .targets
+        .targets()
+        .list
         .iter()
         .map(|t| {
             json!({
                 "address": t.authority.as_str(),
+                "resolved": t.addr.map(|a| a.to_string()),
                 "weight": t.weight,
                 "healthy": t.healthy(),
                 "check_failed": t.check_failed(),

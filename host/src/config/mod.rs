@@ -148,6 +148,14 @@ fn validate(c: &Config, loc: &Locator) -> Vec<ConfigError> {
         ));
     }
 
+    for s in &c.server.dns_servers {
+        if dns_server(s.get_ref()).is_none() {
+            errs.push(loc.at(
+                s.span(),
+                format!("dns server `{}` is not an address; write e.g. \"10.0.0.2\" or \"127.0.0.1:5353\"", s.get_ref()),
+            ));
+        }
+    }
     for (name, u) in &c.upstreams {
         validate_upstream(name, u, loc, &mut errs);
         validate_resilience(name, u, &c.upstreams, loc, &mut errs);
@@ -398,10 +406,10 @@ fn validate_upstream(
     errs: &mut Vec<ConfigError>,
 ) {
     let up = u.get_ref();
-    if up.targets.is_empty() {
+    if up.targets.is_empty() && up.srv.is_none() {
         errs.push(loc.at(
             u.span(),
-            format!("upstream `{name}` has no targets; add targets = [\"host:port\"]"),
+            format!("upstream `{name}` has no targets; add targets = [\"host:port\"] (or srv = \"_http._tcp.name\")"),
         ));
     }
     let balance = up
@@ -630,6 +638,15 @@ fn validate_resilience(
             }
         }
     }
+}
+
+/// A `dns_servers` entry: an address with a port, or an IP (port 53).
+pub fn dns_server(s: &str) -> Option<std::net::SocketAddr> {
+    s.parse().ok().or_else(|| {
+        s.parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| std::net::SocketAddr::new(ip, 53))
+    })
 }
 
 /// The name a route is known by in logs and errors.

@@ -91,6 +91,10 @@ pub struct Server {
     /// The header trusted proxies name the client in.
     #[serde(default)]
     pub client_ip_header: ClientIpHeader,
+    /// Name servers for upstream targets written as names (`"10.0.0.2:53"`); the system's
+    /// (`/etc/resolv.conf`) when empty. Read at start.
+    #[serde(default)]
+    pub dns_servers: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -119,6 +123,7 @@ impl Default for Server {
             plugin_cache_max: default_plugin_cache_max(),
             trusted_proxies: Vec::new(),
             client_ip_header: ClientIpHeader::default(),
+            dns_servers: Vec::new(),
         }
     }
 }
@@ -234,6 +239,11 @@ pub struct Upstream {
     pub health: Health,
     #[serde(default)]
     pub pool: Pool,
+    /// Resolve targets written as names this often (default: when their DNS records expire).
+    #[serde(default, with = "super::types::opt_duration")]
+    pub dns_interval: Option<Duration>,
+    /// Take targets from this SRV record (`_http._tcp.api.internal`), besides `targets`.
+    pub srv: Option<String>,
     /// Retry failed requests (to another target when there is one).
     pub retry: Option<Spanned<Retry>>,
     /// The upstream's circuit breaker (each target has its own, set in `health`).

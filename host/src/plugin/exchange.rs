@@ -319,7 +319,8 @@ impl HostRequest for ExchangeView<'_> {
         let target = match target {
             None => None,
             Some(t) => Some(
-                up.targets
+                up.targets()
+                    .list
                     .iter()
                     .find(|x| x.authority.as_str() == t)
                     .cloned()

@@ -127,7 +127,7 @@ pub(super) async fn run(
             }
             Err((e, Some(unsent))) => {
                 // Not seen by the target: the next one, if it has not had its try yet.
-                let tried_all = attempts as usize >= up.targets.len();
+                let tried_all = attempts as usize >= up.target_count();
                 let next = (!tried_all)
                     .then(|| up.admit_next(&t.keys(unsent.headers()), &target, false))
                     .flatten();

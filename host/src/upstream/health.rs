@@ -15,7 +15,7 @@ pub(super) fn spawn(up: Weak<Upstream>, check: HealthCheck) {
             tick.tick().await;
             // Stops once a reload has dropped this upstream.
             let Some(up) = up.upgrade() else { return };
-            for target in &up.targets {
+            for target in up.targets().list.iter() {
                 let ok = up.probe(target, check.path.as_str(), check.timeout).await;
                 if ok != target.healthy() {
                     tracing::info!(upstream = %up.name, target = %target.authority, healthy = ok, "health check changed state");

@@ -4,6 +4,7 @@ mod balance;
 pub mod breaker;
 mod budget;
 mod clock;
+mod dns;
 mod health;
 mod pool;
 mod split;
@@ -11,16 +12,19 @@ mod target;
 pub mod tls;
 
 pub use balance::{Balancer, HashSource};
+pub use dns::init as init_dns;
 pub use split::{Mirror, Split};
 pub use target::Lease;
 pub use target::Target;
 
 use std::error::Error as StdError;
 use std::sync::{Arc, RwLock, Weak};
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
@@ -51,12 +55,30 @@ pub enum UpstreamError {
     Request(String),
 }
 
+/// A target as configured or discovered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSpec {
+    pub authority: Authority,
+    pub addr: Option<std::net::SocketAddr>,
+    pub weight: u32,
+}
+
+/// The targets in rotation and the balancer over them, replaced whole when discovery changes
+/// the set; a request holds the targets it picked, so a swap never drops one in flight.
+#[derive(Debug)]
+pub struct TargetSet {
+    pub list: Vec<Arc<Target>>,
+    balancer: Balancer,
+}
+
 pub struct Upstream {
     pub name: Arc<str>,
-    pub targets: Vec<Arc<Target>>,
+    targets: ArcSwap<TargetSet>,
     pub scheme: Scheme,
-    balancer: Balancer,
     connector: Connector,
+    balance: config::Balance,
+    /// Each target's breaker policy (`health`), for targets discovery adds.
+    policy: breaker::Policy,
     /// The config this was built from, so a reload that leaves it unchanged keeps the pool.
     pub config: config::Upstream,
     /// The upstream's own breaker (with a `breaker` table): open, it refuses every request.
@@ -81,7 +103,7 @@ impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upstream")
             .field("name", &self.name)
-            .field("targets", &self.targets)
+            .field("targets", &self.targets.load().list)
             .finish_non_exhaustive()
     }
 }
@@ -101,26 +123,23 @@ impl Upstream {
             open_for: h.fail_timeout,
             probes: h.probes,
         };
-        let targets: Vec<Arc<Target>> = cfg
-            .targets
-            .iter()
-            .filter_map(|t| {
-                let t = t.get_ref();
-                t.address.as_str().parse().ok().map(|a| {
-                    Arc::new(Target::new(
-                        a,
-                        t.weight,
-                        breaker::Breaker::new(policy.clone()),
-                    ))
-                })
-            })
-            .collect();
-        let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
         let balance = cfg
             .balance
             .as_ref()
             .map(|b| *b.get_ref())
             .unwrap_or_default();
+        let addrs: Vec<TargetSpec> = cfg
+            .targets
+            .iter()
+            .filter_map(|t| {
+                let t = t.get_ref();
+                t.address.as_str().parse().ok().map(|authority| TargetSpec {
+                    authority,
+                    addr: None,
+                    weight: t.weight,
+                })
+            })
+            .collect();
 
         let tls = match &cfg.tls {
             Some(t) => {
@@ -151,10 +170,14 @@ impl Upstream {
 
         let up = Arc::new(Upstream {
             name: name.into(),
-            targets,
+            targets: ArcSwap::from_pointee(TargetSet {
+                list: Vec::new(),
+                balancer: Balancer::new(balance, cfg.hash_on.clone(), &[]),
+            }),
             scheme,
-            balancer: Balancer::new(balance, cfg.hash_on.clone(), &weights),
             connector,
+            balance,
+            policy,
             config: cfg.clone(),
             breaker: cfg.breaker.as_ref().map(|b| {
                 let b = b.get_ref();
@@ -175,10 +198,56 @@ impl Upstream {
                 .map(|r| budget::RetryBudget::new(r.get_ref().budget, r.get_ref().budget_reserve)),
             fallback_upstream: RwLock::new(Weak::new()),
         });
+        up.set_targets(&addrs);
+        if dns::wanted(cfg) {
+            dns::spawn(Arc::downgrade(&up));
+        }
         if let Some(check) = &cfg.health.check {
             health::spawn(Arc::downgrade(&up), check.clone());
         }
         Ok(up)
+    }
+
+    /// The targets now (for a cold path: a snapshot that stays valid across awaits).
+    pub fn targets(&self) -> Arc<TargetSet> {
+        self.targets.load_full()
+    }
+
+    pub fn target_count(&self) -> usize {
+        self.targets.load().list.len()
+    }
+
+    /// Replaces the set of targets (discovery found others): a target that stays keeps its
+    /// pool, breaker and load; one that goes finishes the requests it has.
+    pub fn set_targets(&self, addrs: &[TargetSpec]) {
+        let old = self.targets.load();
+        let list: Vec<Arc<Target>> = addrs
+            .iter()
+            .map(|spec| {
+                old.list
+                    .iter()
+                    .find(|t| {
+                        t.authority == spec.authority
+                            && t.addr == spec.addr
+                            && t.weight == spec.weight
+                    })
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        let t = Target::new(
+                            spec.authority.clone(),
+                            spec.weight,
+                            breaker::Breaker::new(self.policy.clone()),
+                        );
+                        Arc::new(match spec.addr {
+                            Some(a) => t.at(a),
+                            None => t,
+                        })
+                    })
+            })
+            .collect();
+        let weights: Vec<u32> = list.iter().map(|t| t.weight).collect();
+        let balancer = Balancer::new(self.balance, self.config.hash_on.clone(), &weights);
+        self.targets.store(Arc::new(TargetSet { list, balancer }));
     }
 
     /// Points `breaker.fallback_upstream` at this generation's upstream of that name.
@@ -200,10 +269,9 @@ impl Upstream {
         {
             return None;
         }
-        let t = (0..self.targets.len().max(1))
+        let t = (0..self.target_count().max(1))
             .filter_map(|_| self.pick(req))
-            .find(|t| t.breaker.begin())?
-            .clone();
+            .find(|t| t.breaker.begin())?;
         if let Some(b) = &self.breaker
             && !b.begin()
         {
@@ -221,6 +289,8 @@ impl Upstream {
         }
         let by_breaker = self
             .targets
+            .load()
+            .list
             .iter()
             .filter(|t| !t.check_failed())
             .filter_map(|t| t.breaker.retry_in())
@@ -229,10 +299,11 @@ impl Upstream {
         by_breaker.or_else(|| self.config.health.check.as_ref().map(|c| c.interval))
     }
 
-    pub fn pick(&self, req: &dyn HashSource) -> Option<&Arc<Target>> {
-        self.balancer
-            .pick(&self.targets, req)
-            .map(|i| &self.targets[i])
+    pub fn pick(&self, req: &dyn HashSource) -> Option<Arc<Target>> {
+        let set = self.targets.load();
+        set.balancer
+            .pick(&set.list, req)
+            .map(|i| set.list[i].clone())
     }
 
     /// The request target for this upstream's protocol: origin-form (`/path?query`) for
@@ -347,12 +418,9 @@ impl Upstream {
     /// Whether one more target may be ejected: at most `max_ejected_percent` of them (and at
     /// least one), so a bad deploy cannot empty the upstream.
     fn may_eject(&self) -> bool {
-        let n = self.targets.len();
-        let out = self
-            .targets
-            .iter()
-            .filter(|t| !t.breaker.is_closed())
-            .count();
+        let set = self.targets.load();
+        let n = set.list.len();
+        let out = set.list.iter().filter(|t| !t.breaker.is_closed()).count();
         let cap = (n * self.config.health.max_ejected_percent as usize / 100).max(1);
         out < cap
     }
@@ -366,11 +434,11 @@ impl Upstream {
         same_ok: bool,
     ) -> Option<Arc<Target>> {
         // A hash balancer picks the same target every time: the plain list finds the others.
-        let other = (0..self.targets.len())
+        let set = self.targets.load();
+        let other = (0..set.list.len())
             .filter_map(|_| self.pick(req))
-            .chain(self.targets.iter().filter(|t| t.healthy()))
-            .find(|t| !Arc::ptr_eq(t, last) && t.breaker.begin())
-            .cloned();
+            .chain(set.list.iter().filter(|t| t.healthy()).cloned())
+            .find(|t| !Arc::ptr_eq(t, last) && t.breaker.begin());
         other.or_else(|| (same_ok && last.healthy() && last.breaker.begin()).then(|| last.clone()))
     }
 
@@ -391,10 +459,12 @@ impl Upstream {
             // boxed, it stays out of every request's future, which hyper allocates and moves.
             let (sender, pooled) = match target.pool.take(self.config.pool.idle_timeout) {
                 Some(s) => (s, true),
-                None => match Box::pin(self.connector.connect(&target.authority)).await {
-                    Ok(s) => (s, false),
-                    Err(e) => return Err((e, Some(req))),
-                },
+                None => {
+                    match Box::pin(self.connector.connect(&target.authority, target.addr)).await {
+                        Ok(s) => (s, false),
+                        Err(e) => return Err((e, Some(req))),
+                    }
+                }
             };
             let sent = match sender {
                 Sender::H1(mut s) => {
@@ -463,4 +533,52 @@ fn chain(e: &dyn StdError) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(a: &str, addr: Option<&str>) -> TargetSpec {
+        TargetSpec {
+            authority: a.parse().expect("authority"),
+            addr: addr.map(|s| s.parse().expect("addr")),
+            weight: 1,
+        }
+    }
+
+    #[test]
+    fn a_target_that_stays_keeps_its_state_and_a_new_one_starts_fresh() {
+        let cfg: config::Upstream = toml::from_str("targets = [\"api.test:80\"]").expect("config");
+        let up = Upstream::new("api", &cfg, None).expect("upstream");
+        let first = [spec("api.test:80", Some("10.0.0.1:80"))];
+        up.set_targets(&first);
+        let kept = up.targets().list[0].clone();
+        kept.breaker.failure(|| true);
+        up.set_targets(&[
+            spec("api.test:80", Some("10.0.0.1:80")),
+            spec("api.test:80", Some("10.0.0.2:80")),
+        ]);
+        let now = up.targets();
+        assert_eq!(now.list.len(), 2);
+        assert!(
+            Arc::ptr_eq(&now.list[0], &kept),
+            "the same target, pool and breaker"
+        );
+        assert_eq!(now.list[1].addr, Some("10.0.0.2:80".parse().expect("addr")));
+        assert!(up.pick(&NoKeys).is_some());
+    }
+
+    struct NoKeys;
+    impl HashSource for NoKeys {
+        fn header(&self, _: &str) -> Option<&[u8]> {
+            None
+        }
+        fn cookie(&self, _: &str) -> Option<&[u8]> {
+            None
+        }
+        fn client_ip(&self) -> Option<std::net::IpAddr> {
+            None
+        }
+    }
 }

@@ -85,16 +85,24 @@ impl TargetPool {
 }
 
 impl Connector {
-    pub async fn connect(&self, authority: &Authority) -> Result<Sender, UpstreamError> {
+    /// Connects to `resolved` when DNS gave one, else to the authority (resolved by the
+    /// system, for a name).
+    pub async fn connect(
+        &self,
+        authority: &Authority,
+        resolved: Option<std::net::SocketAddr>,
+    ) -> Result<Sender, UpstreamError> {
         let addr = authority.as_str();
         let fail = |reason: String| UpstreamError::Connect {
             target: addr.to_string(),
             reason,
         };
         let connecting = async {
-            let tcp = TcpStream::connect(addr)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
+            let tcp = match resolved {
+                Some(a) => TcpStream::connect(a).await,
+                None => TcpStream::connect(addr).await,
+            }
+            .map_err(|e| fail(e.to_string()))?;
             let _ = tcp.set_nodelay(true);
             match &self.tls {
                 None => handshake(TokioIo::new(tcp), self.http2).await,

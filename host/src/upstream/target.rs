@@ -14,7 +14,10 @@ use super::pool::TargetPool;
 
 #[derive(Debug)]
 pub struct Target {
+    /// `host:port` as written (or as DNS named it): the `Host` and TLS name it is reached by.
     pub authority: Authority,
+    /// The address DNS resolved the name to; `None` connects to `authority` itself.
+    pub addr: Option<std::net::SocketAddr>,
     pub weight: u32,
     pub(super) pool: TargetPool,
     in_flight: AtomicUsize,
@@ -28,11 +31,28 @@ impl Target {
     pub fn new(authority: Authority, weight: u32, breaker: Breaker) -> Self {
         Target {
             authority,
+            addr: None,
             weight,
             pool: TargetPool::default(),
             in_flight: AtomicUsize::new(0),
             breaker,
             check_failed: AtomicBool::new(false),
+        }
+    }
+
+    /// The same target reached at one resolved address.
+    pub fn at(mut self, addr: std::net::SocketAddr) -> Self {
+        self.addr = Some(addr);
+        self
+    }
+
+    /// How it is shown: `host:port`, with the resolved address when there is one.
+    pub fn label(&self) -> String {
+        match self.addr {
+            Some(a) if a.to_string() != self.authority.as_str() => {
+                format!("{} ({a})", self.authority)
+            }
+            _ => self.authority.to_string(),
         }
     }
 

@@ -131,7 +131,6 @@ impl Destination {
             .ok_or_else(|| Refusal::NotAllowed(format!("no upstream is named `{name}`")))?;
         let target = upstream
             .pick(&NoKeys)
-            .cloned()
             .ok_or_else(|| Refusal::NoTarget(format!("upstream `{name}` has no healthy target")))?;
         let pq = uri
             .path_and_query()
