@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v curl >/dev/null || need+=(curl)
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v etcd >/dev/null || need+=(etcd-server)
 command -v openssl >/dev/null || need+=(openssl)
 # The JavaScript and Python plugin tools (plugins/build.sh installs their pinned packages).
 command -v node >/dev/null || need+=(nodejs)

@@ -65,6 +65,7 @@ pub async fn run(loaded: Loaded) -> Result<(), StartError> {
         // Names still resolve through the system at connect time.
         tracing::warn!(error = %e, "no DNS resolver for upstream names");
     }
+    crate::upstream::init_etcd(cfg.etcd.as_ref().map(|e| e.get_ref()));
     let store = open_store(&cfg.store)?;
     // Plugins are compiled by a child process of this binary, so the compiler's memory is not
     // the gateway's for the rest of its life.

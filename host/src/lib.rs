@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod dry_run;
 pub mod error;
+pub mod etcd;
 pub mod gateway;
 pub mod plugin;
 pub mod proxy;

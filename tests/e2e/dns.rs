@@ -101,7 +101,7 @@ async fn addresses_follow_dns_with_no_failed_request() {
 
     // A failed lookup (no address any more) keeps the targets there are.
     dns.set_ips("api.test", &[]);
-    gw.wait_log("DNS lookup failed").await;
+    gw.wait_log("discovery failed").await;
     assert_eq!(targets(&gw, "api").await.len(), 1);
     assert_eq!(
         get(&gw.url("/x")).await.expect("get").json()["upstream"],
@@ -115,7 +115,7 @@ async fn addresses_follow_dns_with_no_failed_request() {
     );
     assert!(served.contains("a") && served.contains("b"), "{served:?}");
     assert!(b.requests.load(Ordering::Relaxed) > 10);
-    gw.wait_log("DNS changed the targets").await;
+    gw.wait_log("discovery changed the targets").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1072,3 +1072,97 @@ impl DnsServer {
             .insert(name.to_string(), records);
     }
 }
+
+// ---------------------------------------------------------------- etcd
+
+/// A one-member etcd (Debian's `etcd-server`) on free ports with its data in a temp folder,
+/// driven through its JSON gateway.
+pub struct EtcdServer {
+    pub url: String,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Drop for EtcdServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl EtcdServer {
+    pub async fn start() -> EtcdServer {
+        let (client, peer) = (free_port(), free_port());
+        let dir = temp_dir("etcd");
+        let url = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let child = Command::new("etcd")
+            .args(["--name", "test", "--data-dir"])
+            .arg(dir.join("data"))
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args(["--listen-peer-urls", &peer_url])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("test={peer_url}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd is installed (tests/run.sh installs etcd-server)");
+        let etcd = EtcdServer { url, child, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = get(&format!("{}/health", etcd.url)).await
+                && r.status == 200
+                && r.text().contains("true")
+            {
+                return etcd;
+            }
+            assert!(Instant::now() < deadline, "etcd did not become healthy");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn call(&self, path: &str, body: Value) -> Value {
+        let r = send(
+            Request::post(format!("{}{path}", self.url))
+                .header("content-type", "application/json")
+                .body(full(body.to_string()))
+                .expect("request"),
+        )
+        .await
+        .expect("etcd call");
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        r.json()
+    }
+
+    /// A lease of `ttl` seconds; its id.
+    pub async fn grant(&self, ttl: u64) -> String {
+        let v = self
+            .call("/v3/lease/grant", serde_json::json!({ "TTL": ttl }))
+            .await;
+        match &v["ID"] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    pub async fn keep_alive(&self, lease: &str) {
+        self.call("/v3/lease/keepalive", serde_json::json!({ "ID": lease }))
+            .await;
+    }
+
+    pub async fn put(&self, key: &str, value: &str, lease: Option<&str>) {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut body = serde_json::json!({ "key": b64.encode(key), "value": b64.encode(value) });
+        if let Some(l) = lease {
+            body["lease"] = Value::from(l);
+        }
+        self.call("/v3/kv/put", body).await;
+    }
+}

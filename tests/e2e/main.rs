@@ -12,6 +12,7 @@ mod contract;
 mod dns;
 mod edge;
 mod errors;
+mod etcd;
 mod handlers;
 mod lifecycle;
 mod localize;

@@ -157,6 +157,16 @@ fn validate(c: &Config, loc: &Locator) -> Vec<ConfigError> {
         }
     }
     for (name, u) in &c.upstreams {
+        if u.get_ref().etcd_prefix.is_some()
+            && c.etcd
+                .as_ref()
+                .is_none_or(|e| e.get_ref().endpoints.is_empty())
+        {
+            errs.push(loc.at(
+                u.span(),
+                format!("upstream `{name}` reads targets from etcd, but there is no [etcd] with endpoints; add [etcd] endpoints = [\"http://127.0.0.1:2379\"]"),
+            ));
+        }
         validate_upstream(name, u, loc, &mut errs);
         validate_resilience(name, u, &c.upstreams, loc, &mut errs);
     }
@@ -406,7 +416,7 @@ fn validate_upstream(
     errs: &mut Vec<ConfigError>,
 ) {
     let up = u.get_ref();
-    if up.targets.is_empty() && up.srv.is_none() {
+    if up.targets.is_empty() && up.srv.is_none() && up.etcd_prefix.is_none() {
         errs.push(loc.at(
             u.span(),
             format!("upstream `{name}` has no targets; add targets = [\"host:port\"] (or srv = \"_http._tcp.name\")"),

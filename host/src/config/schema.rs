@@ -38,6 +38,22 @@ pub struct Config {
     /// Plugin definitions: a `.wasm` file and its sandbox; routes list them by name.
     #[serde(default)]
     pub plugins: BTreeMap<String, Spanned<PluginDef>>,
+    /// An etcd cluster that upstreams may find their targets in (`etcd_prefix`). Read at start.
+    pub etcd: Option<Spanned<EtcdConfig>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdConfig {
+    /// `http://host:port` of each member, tried in turn.
+    pub endpoints: Vec<String>,
+    /// How often registrations are read again.
+    #[serde(default = "default_etcd_poll", with = "super::types::duration")]
+    pub poll_interval: Duration,
+}
+
+fn default_etcd_poll() -> Duration {
+    Duration::from_millis(500)
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -244,6 +260,9 @@ pub struct Upstream {
     pub dns_interval: Option<Duration>,
     /// Take targets from this SRV record (`_http._tcp.api.internal`), besides `targets`.
     pub srv: Option<String>,
+    /// Take targets from the keys under this etcd prefix (`/services/api/`): each value is
+    /// `"host:port"` or `{"address": "host:port", "weight": N}`, usually put with a lease.
+    pub etcd_prefix: Option<String>,
     /// Retry failed requests (to another target when there is one).
     pub retry: Option<Spanned<Retry>>,
     /// The upstream's circuit breaker (each target has its own, set in `health`).

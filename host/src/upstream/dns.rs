@@ -2,10 +2,10 @@
 //! its own, and an upstream may take its targets from an SRV record. Names are resolved again
 //! when their records expire (or every `dns_interval`); addresses that appear join the balancer
 //! and those that vanish leave it without a reload, while requests in flight on them finish.
-//! A failed lookup keeps the targets there are.
+//! A failed lookup keeps the targets there are (`discovery.rs` applies the answers).
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{OnceLock, Weak};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig};
@@ -13,15 +13,15 @@ use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::{ResolveError, TokioResolver};
 use http::uri::Authority;
 
-use super::{TargetSpec, Upstream};
+use super::TargetSpec;
 use crate::config;
 
 static RESOLVER: OnceLock<TokioResolver> = OnceLock::new();
 
 /// Resolution is done here, not by the system's cache, so the records' TTLs are known.
-const MIN_REFRESH: Duration = Duration::from_secs(1);
-const MAX_REFRESH: Duration = Duration::from_secs(300);
-const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+pub(super) const MIN_REFRESH: Duration = Duration::from_secs(1);
+pub(super) const MAX_REFRESH: Duration = Duration::from_secs(300);
+pub(super) const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
 /// The name servers to ask (`[server] dns_servers`; the system's `/etc/resolv.conf` when
 /// empty). Set once, at start.
@@ -63,7 +63,7 @@ fn is_name(authority: &Authority) -> bool {
         .is_err()
 }
 
-/// Whether an upstream has anything to resolve.
+/// Whether an upstream has names to resolve.
 pub(super) fn wanted(cfg: &config::Upstream) -> bool {
     cfg.srv.is_some()
         || cfg.targets.iter().any(|t| {
@@ -75,59 +75,10 @@ pub(super) fn wanted(cfg: &config::Upstream) -> bool {
         })
 }
 
-/// Keeps the upstream's targets in step with DNS until the upstream is dropped (a reload that
-/// replaces it).
-pub(super) fn spawn(up: Weak<Upstream>) {
-    let Ok(handle) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    handle.spawn(async move {
-        loop {
-            let Some(upstream) = up.upgrade() else { return };
-            let next = match resolve(&upstream.config).await {
-                Ok((specs, valid_for)) => {
-                    if !specs.is_empty() && specs != current(&upstream) {
-                        let shown: Vec<String> = specs
-                            .iter()
-                            .map(|s| s.addr.map_or(s.authority.to_string(), |a| a.to_string()))
-                            .collect();
-                        tracing::info!(upstream = %upstream.name, targets = ?shown, "DNS changed the targets");
-                        upstream.set_targets(&specs);
-                    }
-                    upstream
-                        .config
-                        .dns_interval
-                        .unwrap_or(valid_for.clamp(MIN_REFRESH, MAX_REFRESH))
-                }
-                Err(e) => {
-                    tracing::warn!(upstream = %upstream.name, error = %e, "DNS lookup failed; keeping the targets there are");
-                    upstream
-                        .config
-                        .dns_interval
-                        .unwrap_or(RETRY_AFTER_FAILURE)
-                        .min(RETRY_AFTER_FAILURE)
-                }
-            };
-            drop(upstream);
-            tokio::time::sleep(next).await;
-        }
-    });
-}
-
-fn current(up: &Upstream) -> Vec<TargetSpec> {
-    up.targets()
-        .list
-        .iter()
-        .map(|t| TargetSpec {
-            authority: t.authority.clone(),
-            addr: t.addr,
-            weight: t.weight,
-        })
-        .collect()
-}
-
 /// The targets the config's names stand for now, and how long that answer holds.
-async fn resolve(cfg: &config::Upstream) -> Result<(Vec<TargetSpec>, Duration), ResolveError> {
+pub(super) async fn resolve(
+    cfg: &config::Upstream,
+) -> Result<(Vec<TargetSpec>, Duration), ResolveError> {
     let Some(resolver) = resolver() else {
         return Err(ResolveError::from("no DNS resolver could be set up"));
     };

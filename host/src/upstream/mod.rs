@@ -4,6 +4,7 @@ mod balance;
 pub mod breaker;
 mod budget;
 mod clock;
+mod discovery;
 mod dns;
 mod health;
 mod pool;
@@ -12,6 +13,7 @@ mod target;
 pub mod tls;
 
 pub use balance::{Balancer, HashSource};
+pub use discovery::init_etcd;
 pub use dns::init as init_dns;
 pub use split::{Mirror, Split};
 pub use target::Lease;
@@ -199,8 +201,8 @@ impl Upstream {
             fallback_upstream: RwLock::new(Weak::new()),
         });
         up.set_targets(&addrs);
-        if dns::wanted(cfg) {
-            dns::spawn(Arc::downgrade(&up));
+        if discovery::wanted(cfg) {
+            discovery::spawn(Arc::downgrade(&up));
         }
         if let Some(check) = &cfg.health.check {
             health::spawn(Arc::downgrade(&up), check.clone());
