@@ -14,6 +14,22 @@ pub trait HashSource {
     fn client_ip(&self) -> Option<std::net::IpAddr>;
 }
 
+/// A request with nothing to hash on (a plugin's outbound call, a probe): hash balancing falls
+/// back to its default spread.
+pub struct NoKeys;
+
+impl HashSource for NoKeys {
+    fn header(&self, _: &str) -> Option<&[u8]> {
+        None
+    }
+    fn cookie(&self, _: &str) -> Option<&[u8]> {
+        None
+    }
+    fn client_ip(&self) -> Option<std::net::IpAddr> {
+        None
+    }
+}
+
 #[derive(Debug)]
 enum Strategy {
     /// Walks a precomputed smooth weighted order (all weights 1 for plain round robin).

@@ -12,7 +12,7 @@ mod split;
 mod target;
 pub mod tls;
 
-pub use balance::{Balancer, HashSource};
+pub use balance::{Balancer, HashSource, NoKeys};
 pub use discovery::init_etcd;
 pub use dns::init as init_dns;
 pub use split::{Mirror, Split};
@@ -569,18 +569,5 @@ mod tests {
         );
         assert_eq!(now.list[1].addr, Some("10.0.0.2:80".parse().expect("addr")));
         assert!(up.pick(&NoKeys).is_some());
-    }
-
-    struct NoKeys;
-    impl HashSource for NoKeys {
-        fn header(&self, _: &str) -> Option<&[u8]> {
-            None
-        }
-        fn cookie(&self, _: &str) -> Option<&[u8]> {
-            None
-        }
-        fn client_ip(&self) -> Option<std::net::IpAddr> {
-            None
-        }
     }
 }

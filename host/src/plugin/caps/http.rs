@@ -130,7 +130,7 @@ impl Destination {
             .cloned()
             .ok_or_else(|| Refusal::NotAllowed(format!("no upstream is named `{name}`")))?;
         let target = upstream
-            .pick(&NoKeys)
+            .pick(&crate::upstream::NoKeys)
             .ok_or_else(|| Refusal::NoTarget(format!("upstream `{name}` has no healthy target")))?;
         let pq = uri
             .path_and_query()
@@ -153,20 +153,5 @@ impl Destination {
             upstream,
             target,
         })
-    }
-}
-
-/// Outbound calls carry no client, so hash balancing falls back to its default spread.
-struct NoKeys;
-
-impl crate::upstream::HashSource for NoKeys {
-    fn header(&self, _: &str) -> Option<&[u8]> {
-        None
-    }
-    fn cookie(&self, _: &str) -> Option<&[u8]> {
-        None
-    }
-    fn client_ip(&self) -> Option<std::net::IpAddr> {
-        None
     }
 }
