@@ -333,8 +333,8 @@ pub(crate) async fn send(
         },
     };
     if let Some(r) = record.as_deref_mut() {
+        // The target is written once the tries are over: it may not be this one.
         r.upstream = Some(upstream.name.clone());
-        r.target = Some(target.authority.to_string());
     }
 
     // the request as the upstream sees it

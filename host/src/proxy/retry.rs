@@ -75,8 +75,10 @@ pub(super) async fn run(
 ) -> Result<Sent, (ProxyError, Arc<Target>, u32)> {
     let up = t.upstream;
     let cfg = &up.config;
-    let deadline = Instant::now() + cfg.request_timeout;
     let policy = cfg.retry.as_ref().map(|r| r.get_ref());
+    // Only a retry policy spreads `request_timeout` over tries; without one each try has it
+    // whole and the plain path reads no clock here.
+    let deadline = policy.map(|_| Instant::now() + cfg.request_timeout);
     let per_try = policy
         .and_then(|p| p.per_try_timeout)
         .unwrap_or(cfg.request_timeout);
@@ -106,8 +108,9 @@ pub(super) async fn run(
     let mut sent_tries = 0u32;
     loop {
         attempts += 1;
-        let left = deadline.saturating_duration_since(Instant::now());
-        let timeout = per_try.min(left);
+        let timeout = deadline.map_or(per_try, |d| {
+            per_try.min(d.saturating_duration_since(Instant::now()))
+        });
         let result = up.send_or_return(&target, req, timeout).await;
         // What the next try would be for, or the end.
         let reason = match result {
@@ -192,7 +195,7 @@ pub(super) async fn run(
         drop(reason);
         count(up, why);
         let wait = backoff(again.policy.backoff, sent_tries);
-        if !wait.is_zero() && Instant::now() + wait < deadline {
+        if !wait.is_zero() && deadline.is_some_and(|d| Instant::now() + wait < d) {
             tokio::time::sleep(wait).await;
         }
         let mut parts = again.head.parts();
@@ -222,8 +225,9 @@ fn finish(
     }
 }
 
-fn may_try_again(resend: Option<&Resend<'_>>, sent_tries: u32, deadline: Instant) -> bool {
-    resend.is_some_and(|r| sent_tries < r.policy.attempts) && Instant::now() < deadline
+fn may_try_again(resend: Option<&Resend<'_>>, sent_tries: u32, deadline: Option<Instant>) -> bool {
+    resend.is_some_and(|r| sent_tries < r.policy.attempts)
+        && deadline.is_some_and(|d| Instant::now() < d)
 }
 
 /// `base` doubled at each retry, with full jitter: a uniform wait up to it.
