@@ -201,7 +201,7 @@ fn plugin(command: PluginCommand) -> anyhow::Result<()> {
 /// Everything a start would do short of binding: parse, validate, compile the plugins and run
 /// their `init` with each route's config.
 fn check(path: &std::path::Path) -> anyhow::Result<()> {
-    let loaded = crate::config::load(path)?;
+    let loaded = crate::source::load_now(path)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -214,7 +214,7 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn run(path: PathBuf) -> anyhow::Result<()> {
-    let loaded = crate::config::load(&path)?;
+    let loaded = crate::source::load_now(&path)?;
     let _log = crate::telemetry::init(&loaded.config.log);
     // Every proxied request holds two sockets; the default soft limit (often 1024) is too low.
     match rlimit::increase_nofile_limit(u64::MAX) {

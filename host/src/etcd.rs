@@ -1,5 +1,5 @@
 //! A small etcd v3 client over etcd's JSON gateway (`POST /v3/kv/range` and friends, keys and
-//! values base64): what service discovery needs, with the HTTP client the gateway already has.
+//! values base64, `/v3/watch` streaming JSON lines): what discovery and config need, with the HTTP client the gateway already has.
 //! (The gRPC client crate needs `protoc` to build, which a machine with only the Rust toolchain
 //! lacks.)
 
@@ -68,6 +68,65 @@ impl Etcd {
             .unwrap_or_default())
     }
 
+    /// Watches every key under `prefix`: sends a tick once the watch stands (so the caller can
+    /// read what changed before it) and one for every batch of changes, until the stream ends.
+    pub async fn watch(
+        &self,
+        prefix: &str,
+        ticks: &tokio::sync::mpsc::Sender<()>,
+    ) -> Result<(), EtcdError> {
+        let body = json!({
+            "create_request": {
+                "key": B64.encode(prefix),
+                "range_end": B64.encode(prefix_end(prefix.as_bytes())),
+            }
+        });
+        let mut last = String::from("no endpoint configured");
+        for ep in &self.endpoints {
+            let resp = match tokio::time::timeout(TIMEOUT, send(ep, "/v3/watch", &body)).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    last = format!("{ep}: {e}");
+                    continue;
+                }
+                Err(_) => {
+                    last = format!("{ep}: no answer within {TIMEOUT:?}");
+                    continue;
+                }
+            };
+            let mut body = resp.into_body();
+            let mut buf = Vec::new();
+            // The gateway streams one JSON message per line.
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| EtcdError::Unreachable(e.to_string()))?;
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                buf.extend_from_slice(&data);
+                while let Some(end) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=end).collect();
+                    let Ok(msg) = serde_json::from_slice::<Value>(&line) else {
+                        continue;
+                    };
+                    let result = &msg["result"];
+                    if result["canceled"].as_bool() == Some(true) {
+                        return Err(EtcdError::Answer(format!("the watch was canceled: {msg}")));
+                    }
+                    let changed = result["events"].as_array().is_some_and(|e| !e.is_empty());
+                    if (changed || result["created"].as_bool() == Some(true))
+                        && ticks.send(()).await.is_err()
+                    {
+                        return Ok(());
+                    }
+                }
+            }
+            return Err(EtcdError::Unreachable(format!(
+                "{ep}: the watch stream ended"
+            )));
+        }
+        Err(EtcdError::Unreachable(last))
+    }
+
     /// One call to the first endpoint that answers.
     pub async fn call(&self, path: &str, body: &Value) -> Result<Value, EtcdError> {
         let mut last = String::from("no endpoint configured");
@@ -84,6 +143,22 @@ impl Etcd {
 }
 
 async fn post(endpoint: &str, path: &str, body: &Value) -> Result<Value, EtcdError> {
+    let resp = send(endpoint, path, body).await?;
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| EtcdError::Unreachable(e.to_string()))?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| EtcdError::Answer(e.to_string()))
+}
+
+/// Sends one call; an answer that is not a success is an error with etcd's words.
+async fn send(
+    endpoint: &str,
+    path: &str,
+    body: &Value,
+) -> Result<http::Response<hyper::body::Incoming>, EtcdError> {
     let unreachable = |e: &dyn std::fmt::Display| EtcdError::Unreachable(e.to_string());
     let tcp = TcpStream::connect(endpoint)
         .await
@@ -102,19 +177,19 @@ async fn post(endpoint: &str, path: &str, body: &Value) -> Result<Value, EtcdErr
         .await
         .map_err(|e| unreachable(&e))?;
     let status = resp.status();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| unreachable(&e))?
-        .to_bytes();
     if !status.is_success() {
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         return Err(EtcdError::Status {
             status: status.as_u16(),
             body: String::from_utf8_lossy(&bytes).into_owned(),
         });
     }
-    serde_json::from_slice(&bytes).map_err(|e| EtcdError::Answer(e.to_string()))
+    Ok(resp)
 }
 
 /// The end of the key range of a prefix: the prefix with its last byte that is not 0xff

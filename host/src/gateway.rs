@@ -79,6 +79,7 @@ pub async fn run(loaded: Loaded) -> Result<(), StartError> {
         .collect();
     let shared = Shared::new(runtime, path, plugins, bound.clone());
     crate::reload::on_sighup(shared.clone()).map_err(StartError::Signals)?;
+    crate::reload::watch_etcd(shared.clone());
     if cfg.server.watch_config
         && let Err(e) = crate::reload::watch_files(shared.clone())
     {
@@ -115,6 +116,13 @@ pub async fn run(loaded: Loaded) -> Result<(), StartError> {
         header: cfg.server.header_read_timeout,
         idle: cfg.server.idle_timeout,
     };
+    // Where `redirect_https` listeners send clients: the first TLS listener, as bound.
+    let https_port = cfg
+        .listeners
+        .iter()
+        .zip(&bound)
+        .find(|(l, _)| l.get_ref().tls.is_some())
+        .map(|(_, a)| a.port());
     let mut loops = Vec::new();
     for (i, (listener, l)) in listeners.into_iter().zip(&cfg.listeners).enumerate() {
         let l = l.get_ref();
@@ -126,6 +134,7 @@ pub async fn run(loaded: Loaded) -> Result<(), StartError> {
         let serving = Arc::new(crate::server::Serving {
             index: i,
             proxy_protocol: l.proxy_protocol,
+            redirect_https: l.redirect_https.then_some(https_port).flatten(),
             builder: crate::server::http_builder(l, &cfg.server),
             deadlines,
             shared: shared.clone(),

@@ -10,26 +10,30 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use crate::config::{self, Config, ConfigError, ConfigErrors};
+use crate::config::{self, Config, ConfigErrors};
 use crate::runtime::{Runtime, Shared};
 
-/// Reloads the config file; returns the new generation, or every error (the old config stays).
+/// Reloads the config; returns the new generation, or every error (the old config stays).
 pub async fn reload(shared: &Arc<Shared>) -> Result<u64, ConfigErrors> {
+    reload_if(shared, |_| true).await
+}
+
+/// Reloads when the config's text is no longer the running one's: for etcd, whose watch also
+/// fires for writes that change nothing and once when it starts.
+async fn reload_if_changed(shared: &Arc<Shared>) -> Result<u64, ConfigErrors> {
+    reload_if(shared, |new| new.text != shared.current.load().loaded.text).await
+}
+
+async fn reload_if(
+    shared: &Arc<Shared>,
+    wanted: impl FnOnce(&config::Loaded) -> bool,
+) -> Result<u64, ConfigErrors> {
     let _one_at_a_time = shared.reload_lock.lock().await;
     let old = shared.current.load_full();
-    let path = shared.config_path.clone();
     let prev = old.clone();
-    let loaded = tokio::task::spawn_blocking(move || config::load(&path))
-        .await
-        .unwrap_or_else(|e| {
-            Err(ConfigErrors(vec![ConfigError {
-                file: shared.config_path.clone(),
-                line: 0,
-                column: 0,
-                message: format!("reload task failed: {e}"),
-            }]))
-        });
+    let loaded = crate::source::load(&shared.config_path).await;
     let built = match loaded {
+        Ok(loaded) if !wanted(&loaded) => return Ok(old.generation),
         Ok(loaded) => {
             warn_restart_only(&prev.loaded.config, &loaded.config);
             Runtime::build(loaded, Some(&prev), prev.generation + 1, &shared.plugins).await
@@ -83,8 +87,9 @@ fn warn_restart_only(old: &Config, new: &Config) {
     }
 }
 
-/// Watches the config file and every plugin file it names (through their folders, so editors
-/// and `mv` that replace a file are seen too), and reloads after changes settle. A plugin file
+/// Watches the config file and every plugin and certificate file it names (through their
+/// folders, so editors and `mv` that replace a file are seen too), and reloads after changes
+/// settle. A plugin file
 /// swapped in place thus goes live like a config edit: compiled and initialized off the request
 /// path, then swapped atomically, or refused with the old version serving.
 pub fn watch_files(shared: Arc<Shared>) -> notify::Result<()> {
@@ -134,14 +139,32 @@ fn follow(
     wanted: &RwLock<HashSet<PathBuf>>,
 ) -> notify::Result<()> {
     let rt = shared.current.load();
+    let cfg = &rt.loaded.config;
     let mut files = vec![shared.config_path.clone()];
     files.extend(
-        rt.loaded
-            .config
-            .plugins
+        cfg.plugins
             .values()
             .map(|p| rt.loaded.resolve(p.get_ref().file.get_ref())),
     );
+    // Certificates renewed in place (certbot, cert-manager) go live like a config edit.
+    for l in &cfg.listeners {
+        if let Some(tls) = &l.get_ref().tls {
+            files.extend(
+                crate::server::tls::files(tls)
+                    .into_iter()
+                    .map(|f| rt.loaded.resolve(f)),
+            );
+        }
+    }
+    for u in cfg.upstreams.values() {
+        if let Some(tls) = &u.get_ref().tls {
+            let f = config::upstream_tls_files(tls, &rt.loaded.path);
+            files.extend(
+                f.ca.into_iter()
+                    .chain(f.client.into_iter().flat_map(|(c, k)| [c, k])),
+            );
+        }
+    }
     let mut now = HashSet::new();
     for f in files {
         let dir = match f.parent() {
@@ -172,4 +195,37 @@ pub fn on_sighup(shared: Arc<Shared>) -> std::io::Result<()> {
         }
     });
     Ok(())
+}
+
+/// Follows the routes, upstreams and plugins kept in etcd (`[etcd] config_prefix`): a write
+/// there reloads like a file edit (validated, refused and logged when bad). A lost watch is
+/// set up again, and what changed meanwhile is read then.
+pub fn watch_etcd(shared: Arc<Shared>) {
+    let Some(etcd) = shared.current.load().loaded.config.etcd.clone() else {
+        return;
+    };
+    let Some(prefix) = crate::source::prefix(etcd.get_ref()) else {
+        return;
+    };
+    let client = crate::etcd::Etcd::new(&etcd.get_ref().endpoints);
+    let (tx, mut rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = client.watch(&prefix, &tx).await {
+                tracing::warn!(error = %e, prefix, "the etcd watch broke; setting it up again");
+            }
+            if tx.is_closed() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            // A transaction or a script writing several keys: read once they are all there.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            while rx.try_recv().is_ok() {}
+            let _ = reload_if_changed(&shared).await;
+        }
+    });
 }

@@ -90,21 +90,19 @@ impl Runtime {
         let mut upstreams = BTreeMap::new();
         for (name, u) in &cfg.upstreams {
             let u = u.get_ref();
+            let files = u
+                .tls
+                .as_ref()
+                .map(|t| config::upstream_tls_files(t, &loaded.path))
+                .unwrap_or_default();
             let reused = previous
                 .and_then(|p| p.upstreams.get(name))
-                .filter(|old| old.config == *u)
+                .filter(|old| old.config == *u && old.tls_stamp == files.stamp())
                 .cloned();
             let up = match reused {
                 Some(up) => up,
-                None => {
-                    let ca = u
-                        .tls
-                        .as_ref()
-                        .and_then(|t| t.ca.as_ref())
-                        .map(|ca| loaded.resolve(ca.get_ref()));
-                    Upstream::new(name, u, ca.as_deref())
-                        .map_err(|e| fail(format!("upstream `{name}`: {e}")))?
-                }
+                None => Upstream::new(name, u, &files)
+                    .map_err(|e| fail(format!("upstream `{name}`: {e}")))?,
             };
             upstreams.insert(name.clone(), up);
         }
@@ -201,12 +199,8 @@ impl Runtime {
             let l = l.get_ref();
             tls.push(match &l.tls {
                 Some(t) => Some(TlsAcceptor::from(
-                    crate::server::tls::server_config(
-                        &loaded.resolve(t.cert.get_ref()),
-                        &loaded.resolve(t.key.get_ref()),
-                        l.http2,
-                    )
-                    .map_err(|e| fail(e.to_string()))?,
+                    crate::server::tls::server_config(t, |p| loaded.resolve(p), l.http2)
+                        .map_err(|e| fail(e.to_string()))?,
                 )),
                 None => None,
             });

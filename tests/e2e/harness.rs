@@ -887,6 +887,8 @@ pub struct TestPki {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub server_config: Arc<rustls::ServerConfig>,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    dir: PathBuf,
 }
 
 impl TestPki {
@@ -911,6 +913,8 @@ impl TestPki {
             .push(rcgen::DnType::CommonName, "localhost");
         let cert = params.signed_by(&key, &issuer).expect("cert");
         let pki = TestPki {
+            issuer,
+            dir: dir.clone(),
             ca: dir.join("ca.pem"),
             cert: dir.join("cert.pem"),
             key: dir.join("key.pem"),
@@ -937,6 +941,60 @@ impl TestPki {
         std::fs::write(&pki.cert, cert.pem()).expect("write cert");
         std::fs::write(&pki.key, key.serialize_pem()).expect("write key");
         pki
+    }
+
+    /// Another certificate from this CA, for `names` (server) or for a client (`names` empty),
+    /// with common name `cn`: its (cert, key) PEM files, named after `cn`.
+    pub fn issue(&self, names: &[&str], cn: &str) -> (PathBuf, PathBuf) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        if names.is_empty() {
+            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        }
+        let cert = params.signed_by(&key, &self.issuer).expect("cert");
+        let file = cn.replace(['*', ' '], "_");
+        let (c, k) = (
+            self.dir.join(format!("{file}.pem")),
+            self.dir.join(format!("{file}.key")),
+        );
+        std::fs::write(&c, cert.pem()).expect("write cert");
+        std::fs::write(&k, key.serialize_pem()).expect("write key");
+        (c, k)
+    }
+
+    /// The common name of the certificate a TLS server presents for `sni` (verified against
+    /// this CA).
+    pub async fn presented(&self, addr: SocketAddr, sni: &str) -> String {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pemfile::certs(&mut std::fs::read(&self.ca).expect("ca").as_slice()) {
+            roots.add(c.expect("ca pem")).expect("root");
+        }
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let name = rustls::pki_types::ServerName::try_from(sni.to_string()).expect("name");
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(name, tcp)
+            .await
+            .unwrap_or_else(|e| panic!("TLS for {sni}: {e}"));
+        let leaf = tls.get_ref().1.peer_certificates().expect("certs")[0].clone();
+        let (_, cert) = x509_parser::parse_x509_certificate(&leaf).expect("x509");
+        cert.subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .unwrap_or_default()
+            .to_string()
     }
 }
 
@@ -1164,5 +1222,15 @@ impl EtcdServer {
             body["lease"] = Value::from(l);
         }
         self.call("/v3/kv/put", body).await;
+    }
+
+    pub async fn delete(&self, key: &str) {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        self.call(
+            "/v3/kv/deleterange",
+            serde_json::json!({ "key": b64.encode(key) }),
+        )
+        .await;
     }
 }

@@ -11,6 +11,7 @@ mod conformance;
 mod contract;
 mod dns;
 mod edge;
+mod edge_tls;
 mod errors;
 mod etcd;
 mod handlers;

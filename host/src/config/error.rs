@@ -2,6 +2,8 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use super::etcd_source::Origin;
+
 /// One problem in a config file, located so that a person can jump to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -49,24 +51,42 @@ impl fmt::Display for ConfigErrors {
 pub(crate) struct Locator<'a> {
     pub file: &'a Path,
     pub text: &'a str,
+    /// Stretches of the text that came from etcd keys rather than the file.
+    pub origins: &'a [Origin],
 }
 
 impl Locator<'_> {
     pub fn at(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
         let start = span.start.min(self.text.len());
+        let line_of = |at: usize| self.text[..at].matches('\n').count() + 1;
         let (line, column) = if span == (0..0) {
             (0, 0)
         } else {
             let before = &self.text[..start];
-            let line = before.matches('\n').count() + 1;
             let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-            (line, before[line_start..].chars().count() + 1)
+            (line_of(start), before[line_start..].chars().count() + 1)
         };
-        ConfigError {
-            file: self.file.to_path_buf(),
-            line,
-            column,
-            message: message.into(),
+        let from_etcd = self
+            .origins
+            .iter()
+            .rev()
+            .find(|o| line > 0 && o.start <= start);
+        match from_etcd {
+            // Lines of the entry's value count from 1; its generated header reads as line 1 too.
+            Some(o) => ConfigError {
+                file: PathBuf::from(format!("etcd:{}", o.key)),
+                line: (line + 1)
+                    .saturating_sub(line_of(o.start) + o.header_lines)
+                    .max(1),
+                column,
+                message: message.into(),
+            },
+            None => ConfigError {
+                file: self.file.to_path_buf(),
+                line,
+                column,
+                message: message.into(),
+            },
         }
     }
 }

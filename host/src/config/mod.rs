@@ -2,6 +2,7 @@
 //! validate what only the whole file can tell (references, combinations, files it names).
 
 mod error;
+mod etcd_source;
 mod schema;
 mod secrets;
 #[cfg(test)]
@@ -9,6 +10,7 @@ mod tests;
 mod types;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use etcd_source::Origin;
 pub use schema::*;
 pub use types::{
     ByteSize, HeaderNameStr, HostPattern, MAX_WORKERS, MethodName, PathPattern, PathPrefix,
@@ -29,6 +31,8 @@ pub struct Loaded {
     pub text: std::sync::Arc<str>,
     /// Values that came from `${env:...}` and `${file:...}`: never shown by the admin.
     pub secrets: std::sync::Arc<[String]>,
+    /// Stretches of `text` that came from etcd keys (`[etcd] config_prefix`).
+    pub origins: std::sync::Arc<[Origin]>,
 }
 
 impl Loaded {
@@ -37,6 +41,7 @@ impl Loaded {
         Locator {
             file: &self.path,
             text: &self.text,
+            origins: &self.origins,
         }
         .at(span, message)
     }
@@ -60,21 +65,60 @@ fn resolve(config_path: &Path, p: &Path) -> PathBuf {
 
 /// Reads, parses and validates a config file, returning every problem found.
 pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    parse(&read(path)?, path)
+}
+
+/// A config file's text.
+pub fn read(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
             line: 0,
             column: 0,
             message: format!("cannot read the config file: {e}"),
         }])
-    })?;
-    parse(&text, path)
+    })
+}
+
+/// The `[etcd]` table of a file that keeps routes, upstreams and plugins in etcd
+/// (`config_prefix`), read before the rest so the entries can be fetched; `None` otherwise, or
+/// when the file does not parse (the whole parse then says why).
+pub fn etcd_source(text: &str) -> Option<EtcdConfig> {
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        etcd: Option<EtcdConfig>,
+    }
+    toml::from_str::<Peek>(text)
+        .ok()?
+        .etcd
+        .filter(|e| e.config_prefix.is_some())
 }
 
 /// Parses and validates config text; `path` names the file in errors and anchors relative paths.
 pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigErrors> {
+    parse_with(text, path, Vec::new())
+}
+
+/// The file's text with the objects kept in etcd under `prefix` (key, value), parsed and
+/// validated as one config; errors in an entry name its key.
+pub fn parse_with_etcd(
+    file_text: &str,
+    path: &Path,
+    prefix: &str,
+    entries: &[(String, String)],
+) -> Result<Loaded, ConfigErrors> {
+    let (text, origins) =
+        etcd_source::assemble(file_text, prefix, entries).map_err(ConfigErrors)?;
+    parse_with(&text, path, origins)
+}
+
+fn parse_with(text: &str, path: &Path, origins: Vec<Origin>) -> Result<Loaded, ConfigErrors> {
     use serde::Deserialize;
-    let loc = Locator { file: path, text };
+    let loc = Locator {
+        file: path,
+        text,
+        origins: &origins,
+    };
     let toml_error = |e: toml::de::Error| {
         let span = e.span().unwrap_or(0..0);
         ConfigErrors(vec![loc.at(span, e.message().trim_end().to_string())])
@@ -95,6 +139,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigErrors> {
             path: path.to_path_buf(),
             text: text.into(),
             secrets: secrets.into(),
+            origins: origins.into(),
         })
     } else {
         Err(ConfigErrors(errors))
@@ -118,11 +163,16 @@ fn validate(c: &Config, loc: &Locator) -> Vec<ConfigError> {
                 ),
             ));
         }
-        if let Some(tls) = &l.get_ref().tls {
-            let cert = resolve(loc.file, tls.cert.get_ref());
-            let key = resolve(loc.file, tls.key.get_ref());
-            if let Err(e) = crate::server::tls::server_config(&cert, &key, true) {
-                errs.push(loc.at(tls.cert.span(), e.to_string()));
+        if let Some(tls) = &l.get_ref().tls
+            && let Err(e) = crate::server::tls::server_config(tls, |p| resolve(loc.file, p), true)
+        {
+            errs.push(loc.at(tls.cert.span(), e.to_string()));
+        }
+        if l.get_ref().redirect_https {
+            if l.get_ref().tls.is_some() {
+                errs.push(loc.at(l.span(), "a TLS listener has redirect_https; set it on the plain listener whose requests should move to https"));
+            } else if c.listeners.iter().all(|o| o.get_ref().tls.is_none()) {
+                errs.push(loc.at(l.span(), "redirect_https sends clients to the first TLS listener, but there is none; add a [[listeners]] with tls"));
             }
         }
     }
@@ -461,12 +511,21 @@ fn validate_upstream(
         )),
         _ => {}
     }
-    if let Some(tls) = &up.tls
-        && let Some(ca) = &tls.ca
-    {
-        let path = resolve(loc.file, ca.get_ref());
-        if let Err(e) = crate::upstream::tls::read_ca(&path) {
-            errs.push(loc.at(ca.span(), e.to_string()));
+    if let Some(tls) = &up.tls {
+        match (&tls.cert, &tls.key) {
+            (Some(c), None) | (None, Some(c)) => errs.push(loc.at(
+                c.span(),
+                format!("upstream `{name}` tls: a client certificate needs both `cert` and `key`"),
+            )),
+            _ => {}
+        }
+        if let Err(e) = crate::upstream::tls::client_config(&upstream_tls_files(tls, loc.file)) {
+            let span = tls
+                .ca
+                .as_ref()
+                .or(tls.cert.as_ref())
+                .map_or_else(|| u.span(), |s| s.span());
+            errs.push(loc.at(span, format!("upstream `{name}` tls: {e}")));
         }
     }
 }
@@ -647,6 +706,19 @@ fn validate_resilience(
                 ));
             }
         }
+    }
+}
+
+/// The files an upstream's `tls` names, resolved against the config file's folder.
+pub fn upstream_tls_files(tls: &UpstreamTls, config_path: &Path) -> crate::upstream::tls::Files {
+    crate::upstream::tls::Files {
+        ca: tls.ca.as_ref().map(|c| resolve(config_path, c.get_ref())),
+        client: tls.cert.as_ref().zip(tls.key.as_ref()).map(|(c, k)| {
+            (
+                resolve(config_path, c.get_ref()),
+                resolve(config_path, k.get_ref()),
+            )
+        }),
     }
 }
 

@@ -38,7 +38,8 @@ pub struct Config {
     /// Plugin definitions: a `.wasm` file and its sandbox; routes list them by name.
     #[serde(default)]
     pub plugins: BTreeMap<String, Spanned<PluginDef>>,
-    /// An etcd cluster that upstreams may find their targets in (`etcd_prefix`). Read at start.
+    /// An etcd cluster that upstreams may find their targets in (`etcd_prefix`), and that may
+    /// hold routes, upstreams and plugins (`config_prefix`). Read at start.
     pub etcd: Option<Spanned<EtcdConfig>>,
 }
 
@@ -50,6 +51,9 @@ pub struct EtcdConfig {
     /// How often registrations are read again.
     #[serde(default = "default_etcd_poll", with = "super::types::duration")]
     pub poll_interval: Duration,
+    /// Keep routes, upstreams and plugins under this prefix too (`/wasmgate/`): one key per
+    /// object, `<prefix>routes/<name>`, followed live.
+    pub config_prefix: Option<String>,
 }
 
 fn default_etcd_poll() -> Duration {
@@ -160,13 +164,44 @@ pub struct Listener {
     /// without it is closed.
     #[serde(default)]
     pub proxy_protocol: bool,
+    /// A plain listener that answers every request with a 308 to the same URL on `https`, at
+    /// the first TLS listener's port.
+    #[serde(default)]
+    pub redirect_https: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ServerTls {
+    /// The certificate for clients whose SNI names none of `certs` (or send no SNI).
     pub cert: Spanned<PathBuf>,
     pub key: Spanned<PathBuf>,
+    /// More certificates, each chosen when the client's SNI is one of the names it is valid
+    /// for (its DNS subject alternative names, wildcards included).
+    #[serde(default)]
+    pub certs: Vec<CertKey>,
+    /// Ask clients for a certificate signed by a CA in this PEM file (mutual TLS); its subject
+    /// is given to plugins as the request context's `client-cert-subject`.
+    pub client_ca: Option<Spanned<PathBuf>>,
+    /// `required` (the default with `client_ca`): a client without a valid certificate fails
+    /// the handshake. `optional`: it is let in without a subject.
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CertKey {
+    pub cert: Spanned<PathBuf>,
+    pub key: Spanned<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    #[default]
+    Required,
+    Optional,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -364,6 +399,9 @@ pub struct UpstreamTls {
     pub ca: Option<Spanned<PathBuf>>,
     /// Name to verify the targets' certificates against; the target's host otherwise.
     pub server_name: Option<String>,
+    /// A client certificate (PEM) and its key, for targets that ask for one (mutual TLS).
+    pub cert: Option<Spanned<PathBuf>>,
+    pub key: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -866,6 +904,7 @@ fn default_listeners() -> Vec<Spanned<Listener>> {
             http2: true,
             max_connections: None,
             proxy_protocol: false,
+            redirect_https: false,
         },
     )]
 }

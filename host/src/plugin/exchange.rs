@@ -425,7 +425,7 @@ mod tests {
     fn contract_cases_match_the_sdk_test_host() {
         let cfg: crate::config::Upstream =
             toml::from_str("targets = [\"127.0.0.1:1\"]").expect("upstream config");
-        let known = Upstream::new("known", &cfg, None).expect("upstream");
+        let known = Upstream::new("known", &cfg, &Default::default()).expect("upstream");
         let upstreams = BTreeMap::from([("known".to_string(), known)]);
         let cases = include_str!("../../../wit/contract-cases.jsonl")
             .lines()

@@ -154,6 +154,7 @@ mod tests {
             client: std::net::SocketAddr::from(([203, 0, 113, 7], 0)),
             peer: IpAddr::from([127, 0, 0, 1]),
             tls: true,
+            client_cert: None,
         };
         add_forwarded(&mut h, &conn, &HeaderValue::from_static("a.example"));
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
@@ -242,6 +243,7 @@ mod tests {
                     client: std::net::SocketAddr::new(client, 0),
                     peer: client,
                     tls: false,
+                    client_cert: None,
                 };
                 add_forwarded(&mut h, &conn, &HeaderValue::from_static("a.test"));
                 let all: Vec<&str> = h

@@ -39,7 +39,7 @@ use crate::upstream::{Body, HashSource, Target, Upstream};
 use body::AccessRecord;
 
 /// Facts about the client connection a request arrived on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     /// The client: the connection's peer (or the PROXY protocol's source), or for a request
     /// through trusted proxies, the address their forwarding header names.
@@ -47,6 +47,8 @@ pub struct ConnInfo {
     /// The hop this request came from (appended to `X-Forwarded-For`).
     pub peer: IpAddr,
     pub tls: bool,
+    /// The subject of the client's TLS certificate (mutual TLS), for plugins.
+    pub client_cert: Option<Arc<str>>,
 }
 
 /// Answers one request. Never fails: every error becomes a problem response.
@@ -172,13 +174,14 @@ async fn forward(
             })
             .collect()
     };
+    let upstream = route.upstream_for(&RequestKeys {
+        headers: req.headers(),
+        client: conn.client.ip(),
+    });
     let fwd = Forward {
         conn,
         route,
-        upstream: route.upstream_for(&RequestKeys {
-            headers: req.headers(),
-            client: conn.client.ip(),
-        }),
+        upstream,
         target: None,
         pq,
         host,

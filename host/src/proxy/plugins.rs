@@ -21,6 +21,9 @@ use crate::error::{BodyOf, ClientBodyError, ProxyError};
 use crate::plugin::{Chain, Exchange, Phase, Phases, Reply, ResponseState, Verdict};
 use crate::upstream::{Body, BoxError};
 
+/// The request context key holding the subject of the client's TLS certificate.
+pub const CLIENT_CERT_SUBJECT: &str = "client-cert-subject";
+
 /// The exchange plugins see, holding the request's headers while the request phases run.
 pub(super) fn exchange(
     parts: &mut http::request::Parts,
@@ -37,7 +40,13 @@ pub(super) fn exchange(
         params,
         headers: std::mem::take(&mut parts.headers),
         body: None,
-        context: Vec::new(),
+        // Facts the host vouches for, readable with `context-get`.
+        context: fwd
+            .conn
+            .client_cert
+            .as_ref()
+            .map(|s| vec![(CLIENT_CERT_SUBJECT.to_string(), s.to_string())])
+            .unwrap_or_default(),
         upstream: None,
         response: None,
         step: 0,

@@ -4,6 +4,7 @@
 mod conn;
 mod limit;
 mod proxy_protocol;
+mod redirect;
 pub mod tls;
 pub mod trim;
 
@@ -72,6 +73,8 @@ pub struct Serving {
     pub index: usize,
     /// Connections start with a PROXY protocol header.
     pub proxy_protocol: bool,
+    /// Every request is answered with a redirect to `https` on this port.
+    pub redirect_https: Option<u16>,
     pub builder: auto::Builder<TokioExecutor>,
     pub deadlines: Deadlines,
     pub shared: Arc<Shared>,
@@ -161,9 +164,9 @@ async fn serve_http(
     watcher: Watcher,
     accepted: Instant,
 ) {
-    let shared = serving.shared.clone();
     // The TLS settings in force when the connection arrived; a reload can rotate certificates.
-    let acceptor = shared
+    let acceptor = serving
+        .shared
         .current
         .load()
         .tls
@@ -174,28 +177,11 @@ async fn serve_http(
         client,
         peer: client.ip(),
         tls: acceptor.is_some(),
+        client_cert: None,
     };
-    let activity = Arc::new(Activity::default());
-    let requests = activity.clone();
-    let service = service_fn(move |req| {
-        // Each request runs to its end on the config it started with.
-        let rt = shared.current.load_full();
-        let in_flight = requests.start();
-        async move {
-            // Boxed: hyper keeps the service's future inline in every connection, idle ones
-            // included, and the request path's state is several KiB.
-            let resp = Box::pin(proxy::handle(rt, conn, req)).await;
-            if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
-                in_flight.upgraded();
-            }
-            Ok::<_, std::convert::Infallible>(resp.map(|b| Tracked::new(b, in_flight)))
-        }
-    });
-    let deadlines = serving.deadlines;
-    let builder = &serving.builder;
     let result = match acceptor {
         Some(acceptor) => {
-            let handshake = TLS_HANDSHAKE_TIMEOUT.min(deadlines.header);
+            let handshake = TLS_HANDSHAKE_TIMEOUT.min(serving.deadlines.header);
             let tls = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
@@ -207,21 +193,55 @@ async fn serve_http(
                     return;
                 }
             };
-            let io = Guarded::new(tls, activity, deadlines, accepted);
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(io), service)
-                .into_owned();
-            watcher.watch(conn).await
+            let conn = ConnInfo {
+                client_cert: tls::client_subject(tls.get_ref().1).map(Arc::from),
+                ..conn
+            };
+            serve_io(tls, conn, &serving, watcher, accepted).await
         }
-        None => {
-            let io = Guarded::new(stream, activity, deadlines, accepted);
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(io), service)
-                .into_owned();
-            watcher.watch(conn).await
-        }
+        None => serve_io(stream, conn, &serving, watcher, accepted).await,
     };
     if let Err(e) = result {
         tracing::debug!(%client, error = %e, "connection ended with an error");
     }
+}
+
+async fn serve_io<IO>(
+    io: IO,
+    conn: ConnInfo,
+    serving: &Serving,
+    watcher: Watcher,
+    accepted: Instant,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let shared = serving.shared.clone();
+    let redirect = serving.redirect_https;
+    let activity = Arc::new(Activity::default());
+    let requests = activity.clone();
+    let service = service_fn(move |req| {
+        // Each request runs to its end on the config it started with.
+        let rt = shared.current.load_full();
+        let in_flight = requests.start();
+        let conn = conn.clone();
+        async move {
+            let resp = match redirect {
+                Some(port) => redirect::to_https(&req, port),
+                // Boxed: hyper keeps the service's future inline in every connection, idle
+                // ones included, and the request path's state is several KiB.
+                None => Box::pin(proxy::handle(rt, conn, req)).await,
+            };
+            if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                in_flight.upgraded();
+            }
+            Ok::<_, std::convert::Infallible>(resp.map(|b| Tracked::new(b, in_flight)))
+        }
+    });
+    let io = Guarded::new(io, activity, serving.deadlines, accepted);
+    let conn = serving
+        .builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .into_owned();
+    watcher.watch(conn).await
 }

@@ -83,6 +83,9 @@ pub struct Upstream {
     policy: breaker::Policy,
     /// The config this was built from, so a reload that leaves it unchanged keeps the pool.
     pub config: config::Upstream,
+    /// When its TLS files were last changed: a reload after a certificate is renewed builds
+    /// the upstream again even with the config unchanged.
+    pub tls_stamp: Vec<Option<std::time::SystemTime>>,
     /// The upstream's own breaker (with a `breaker` table): open, it refuses every request.
     pub breaker: Option<breaker::Breaker>,
     /// With a `retry` table.
@@ -116,7 +119,7 @@ impl Upstream {
     pub fn new(
         name: &str,
         cfg: &config::Upstream,
-        ca: Option<&std::path::Path>,
+        tls_files: &tls::Files,
     ) -> Result<Arc<Self>, tls::TlsError> {
         let h = &cfg.health;
         let policy = breaker::Policy {
@@ -145,7 +148,7 @@ impl Upstream {
 
         let tls = match &cfg.tls {
             Some(t) => {
-                let mut client = tls::client_config(ca)?;
+                let mut client = tls::client_config(tls_files)?;
                 client.alpn_protocols = if cfg.http2 {
                     vec![b"h2".to_vec()]
                 } else {
@@ -199,6 +202,7 @@ impl Upstream {
                 .as_ref()
                 .map(|r| budget::RetryBudget::new(r.get_ref().budget, r.get_ref().budget_reserve)),
             fallback_upstream: RwLock::new(Weak::new()),
+            tls_stamp: tls_files.stamp(),
         });
         up.set_targets(&addrs);
         if discovery::wanted(cfg) {
@@ -552,7 +556,7 @@ mod tests {
     #[test]
     fn a_target_that_stays_keeps_its_state_and_a_new_one_starts_fresh() {
         let cfg: config::Upstream = toml::from_str("targets = [\"api.test:80\"]").expect("config");
-        let up = Upstream::new("api", &cfg, None).expect("upstream");
+        let up = Upstream::new("api", &cfg, &Default::default()).expect("upstream");
         let first = [spec("api.test:80", Some("10.0.0.1:80"))];
         up.set_targets(&first);
         let kept = up.targets().list[0].clone();

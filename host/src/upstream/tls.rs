@@ -1,61 +1,62 @@
-//! TLS towards targets: the public roots, or a CA file the config names.
+//! TLS towards targets: the public roots or a CA file the config names, and a client
+//! certificate for targets that ask for one.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls::RootCertStore;
 
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("cannot read CA file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("CA file {path} holds no PEM certificate; give the CA in PEM form")]
-    Empty { path: String },
-    #[error("CA file {path}: {source}")]
-    Invalid { path: String, source: rustls::Error },
+pub use crate::pem::PemError as TlsError;
+
+/// The files an upstream's `tls` names, resolved against the config's folder.
+#[derive(Debug, Default, Clone)]
+pub struct Files {
+    pub ca: Option<PathBuf>,
+    /// Certificate and key.
+    pub client: Option<(PathBuf, PathBuf)>,
 }
 
-pub fn read_ca(path: &Path) -> Result<RootCertStore, TlsError> {
-    let shown = path.display().to_string();
-    let pem = std::fs::read(path).map_err(|source| TlsError::Read {
-        path: shown.clone(),
-        source,
-    })?;
-    let mut roots = RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        let cert = cert.map_err(|source| TlsError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        roots.add(cert).map_err(|source| TlsError::Invalid {
-            path: shown.clone(),
-            source,
-        })?;
+impl Files {
+    /// Each file's modification time, to tell a renewed certificate.
+    pub fn stamp(&self) -> Vec<Option<std::time::SystemTime>> {
+        let client = self.client.iter().flat_map(|(c, k)| [c, k]);
+        self.ca
+            .iter()
+            .chain(client)
+            .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+            .collect()
     }
-    if roots.is_empty() {
-        return Err(TlsError::Empty { path: shown });
-    }
-    Ok(roots)
 }
 
-pub fn client_config(ca: Option<&Path>) -> Result<rustls::ClientConfig, TlsError> {
-    let roots = match ca {
-        Some(path) => read_ca(path)?,
+pub fn client_config(files: &Files) -> Result<rustls::ClientConfig, TlsError> {
+    let roots = match &files.ca {
+        Some(path) => crate::pem::roots(path)?,
         None => RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         },
     };
-    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+    let shown = |path: &Option<PathBuf>| {
+        path.as_ref()
+            .map_or_else(String::new, |p| p.display().to_string())
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .map_err(|source| TlsError::Invalid {
-        path: String::new(),
+        what: "CA",
+        path: shown(&files.ca),
         source,
     })?
-    .with_root_certificates(roots)
-    .with_no_client_auth())
+    .with_root_certificates(roots);
+    match &files.client {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(crate::pem::certs(cert)?, crate::pem::key(key)?)
+            .map_err(|source| TlsError::Invalid {
+                what: "client certificate",
+                path: cert.display().to_string(),
+                source,
+            }),
+        None => Ok(builder.with_no_client_auth()),
+    }
 }

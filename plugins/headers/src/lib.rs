@@ -18,8 +18,8 @@ pub struct Query {
 pub struct Headers {
     request: HeaderEdits,
     response: HeaderEdits,
-    /// Request header → request-context key whose value it gets (skipped when the key is
-    /// unset): e.g. the consumer an auth plugin found.
+    /// Request header → request-context key whose value it gets (removed when the key is
+    /// unset, so a client cannot claim one): e.g. the consumer an auth plugin found.
     from_context: BTreeMap<String, String>,
     /// New path; `{name}` takes the route pattern's capture of that name.
     path: Option<String>,
@@ -133,10 +133,13 @@ impl Plugin for Headers {
 
     fn on_request_headers(&self, req: &Request) -> Action {
         for (header, key) in &self.from_context {
-            if let Some(v) = req.context_get(key)
-                && let Err(e) = req.set_header(header, &v)
-            {
-                return Answer::problem(500, &e).into();
+            match req.context_get(key) {
+                Some(v) => {
+                    if let Err(e) = req.set_header(header, &v) {
+                        return Answer::problem(500, &e).into();
+                    }
+                }
+                None => req.remove_header(header),
             }
         }
         let mut r = self.request.apply(req);
@@ -265,6 +268,11 @@ mod tests {
         let resp = TestResponse::new(200);
         assert_eq!(host.response_headers(&req, &resp), Action::Continue);
         assert_eq!(resp.view().header("x-served-by").as_deref(), Some("gw"));
+
+        // Without the context key, a client's own header is not passed on as if vouched for.
+        let forged = TestRequest::get("/").header("x-consumer", "admin");
+        assert_eq!(host.request_headers(&forged), Action::Continue);
+        assert_eq!(forged.view().header("x-consumer"), None);
     }
 
     #[test]
