@@ -3,7 +3,8 @@
 # kept bodies) and a circuit breaker (run and ratio) vs the same route without, and a 90/10 split
 # route vs a plain one; nginx plain and nginx `split_clients` side by side for scale. One worker
 # each, in front of the same nginx upstream (1 KiB body), wrk -c64; the runs alternate over
-# $ROUNDS rounds so drift hits all alike. Prints rps, the ratios and p99. Not a test: numbers
+# $ROUNDS rounds, each round starting one run later, so drift and order hit all alike. A control
+# route (an upstream like the plain one, no retry or breaker) shows the noise floor. Prints rps, the ratios and p99. Not a test: numbers
 # depend on the machine.
 #
 #   bench/resilience.sh               # 10 s per run, 3 rounds
@@ -31,6 +32,11 @@ retry = { attempts = 3, per_try_timeout = "2s" }
 breaker = { failures = 5, failure_ratio = 0.5 }
 [upstreams.canary]
 targets = ["127.0.0.1:$UP"]
+[upstreams.control]
+targets = ["127.0.0.1:$UP"]
+[[routes]]
+path_prefix = "/control"
+upstream = "control"
 [[routes]]
 path_prefix = "/plain"
 upstream = "up"
@@ -45,16 +51,19 @@ start_gateway
 wait_for "http://127.0.0.1:$WG/plain" "http://127.0.0.1:$NG/plain"
 
 declare -A sum
-for _ in $(seq "$ROUNDS"); do
-  for run in "wg-plain $WG/plain" "wg-guarded $WG/guarded" "wg-split $WG/split" "nginx-plain $NG/plain" "nginx-split $NG/split"; do
-    set -- $run
+runs=("wg-plain $WG/plain" "wg-guarded $WG/guarded" "wg-control $WG/control" "wg-split $WG/split" "nginx-plain $NG/plain" "nginx-split $NG/split")
+for round in $(seq "$ROUNDS"); do
+  for i in "${!runs[@]}"; do
+    set -- ${runs[$(( (i + round) % ${#runs[@]} ))]}
     r=$(measure_rps "http://127.0.0.1:$2")
     sum[$1]=$(awk -v a="${sum[$1]:-0}" -v b="$r" 'BEGIN { print a + b }')
   done
 done
 avg() { awk -v s="${sum[$1]}" -v n="$ROUNDS" 'BEGIN { printf "%.0f", s / n }'; }
-p=$(avg wg-plain); g=$(avg wg-guarded); s=$(avg wg-split); np=$(avg nginx-plain); ns=$(avg nginx-split)
-awk -v p="$p" -v g="$g" -v s="$s" -v np="$np" -v ns="$ns" 'BEGIN {
-  printf "wasmgate plain %d rps; with retry + breaker %d rps = %.3fx (overhead %.1f%%); split 90/10 %d rps = %.3fx of plain\n", p, g, g / p, (1 - g / p) * 100, s, s / p
+p=$(avg wg-plain); g=$(avg wg-guarded); c=$(avg wg-control); s=$(avg wg-split); np=$(avg nginx-plain); ns=$(avg nginx-split)
+awk -v p="$p" -v g="$g" -v c="$c" -v s="$s" -v np="$np" -v ns="$ns" 'BEGIN {
+  printf "wasmgate plain %d rps, control (the same, another upstream) %d rps = %.3fx: the noise floor\n", p, c, c / p
+  printf "with retry + breaker %d rps = %.3fx of plain, %.3fx of control (overhead %.1f%% against their mean)\n", g, g / p, g / c, (1 - 2 * g / (p + c)) * 100
+  printf "split 90/10 %d rps = %.3fx of plain\n", s, s / p
   printf "nginx plain %d rps; nginx split_clients %d rps = %.3fx; wasmgate/nginx: plain %.2fx, split %.2fx\n", np, ns, ns / np, p / np, s / ns }'
 p99_report

@@ -450,3 +450,53 @@ async fn without_a_token_the_admin_answers_only_to_loopback_names() {
         started.elapsed()
     );
 }
+
+/// A client that sends its whole body before it reads (as most do without `Expect:
+/// 100-continue`) still reads the 413, though its writes fail once the gateway closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_sends_its_whole_body_first_still_reads_the_413() {
+    let up = Upstream::echo("up").await;
+    let gw = Gateway::start(&format!(
+        "{}[[routes]]\npath = \"/small\"\nupstream = \"up\"\nmax_body = \"1KiB\"\n",
+        upstream_block("up", &[&up], "")
+    ))
+    .await;
+    let port = gw.port;
+    for length in ["Content-Length: 4194304", "Transfer-Encoding: chunked"] {
+        let head = format!("POST /small HTTP/1.1\r\nHost: a\r\n{length}\r\n\r\n");
+        let chunked = length.contains("chunked");
+        let answer = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            s.write_all(head.as_bytes()).expect("head");
+            let chunk = if chunked {
+                let mut c = b"10000\r\n".to_vec();
+                c.extend_from_slice(&[b'x'; 0x10000]);
+                c.extend_from_slice(b"\r\n");
+                c
+            } else {
+                vec![b'x'; 0x10000]
+            };
+            // The gateway stops reading after its answer: the writes fail part way.
+            for _ in 0..64 {
+                if s.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+            let mut out = Vec::new();
+            let read = s.read_to_end(&mut out);
+            (
+                String::from_utf8_lossy(&out).into_owned(),
+                read.err().map(|e| e.to_string()),
+            )
+        })
+        .await
+        .expect("client");
+        assert!(
+            answer.0.starts_with("HTTP/1.1 413 "),
+            "{length}: {answer:?}"
+        );
+    }
+}
