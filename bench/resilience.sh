@@ -48,7 +48,22 @@ path_prefix = "/split"
 split = { up = 90, canary = 10 }
 CONF
 start_gateway
+gwpid=${pids[${#pids[@]}-1]}
 wait_for "http://127.0.0.1:$WG/plain" "http://127.0.0.1:$NG/plain"
+
+# The gateway's CPU time per request (perf's task-clock over the run), when perf is there:
+# steadier than requests/s on a small shared machine, where the load generator and the
+# upstream take turns on the same cores.
+cpu_us() {
+  perf stat -x, -e task-clock -p "$gwpid" -o "$work/perf" -- sleep "$DURATION" 2>/dev/null &
+  local pp=$! out n
+  out=$(wrk -t1 -c64 -d"${DURATION}s" "$1")
+  wait $pp
+  n=$(awk '/requests in/ {print $1}' <<<"$out")
+  awk -F, -v n="$n" '$3 == "task-clock" {printf "%.3f", $1 * 1000 / n}' "$work/perf"
+}
+declare -A cpu
+perf_ok=$(command -v perf >/dev/null && perf stat -e task-clock true >/dev/null 2>&1 && echo 1 || true)
 
 declare -A sum
 runs=("wg-plain $WG/plain" "wg-guarded $WG/guarded" "wg-control $WG/control" "wg-split $WG/split" "nginx-plain $NG/plain" "nginx-split $NG/split")
@@ -58,6 +73,13 @@ for round in $(seq "$ROUNDS"); do
     r=$(measure_rps "http://127.0.0.1:$2")
     sum[$1]=$(awk -v a="${sum[$1]:-0}" -v b="$r" 'BEGIN { print a + b }')
   done
+  if [ -n "$perf_ok" ]; then
+    for run in "wg-plain $WG/plain" "wg-guarded $WG/guarded" "wg-control $WG/control"; do
+      set -- $run
+      c=$(cpu_us "http://127.0.0.1:$2")
+      cpu[$1]=$(awk -v a="${cpu[$1]:-0}" -v b="$c" 'BEGIN { print a + b }')
+    done
+  fi
 done
 avg() { awk -v s="${sum[$1]}" -v n="$ROUNDS" 'BEGIN { printf "%.0f", s / n }'; }
 p=$(avg wg-plain); g=$(avg wg-guarded); c=$(avg wg-control); s=$(avg wg-split); np=$(avg nginx-plain); ns=$(avg nginx-split)
@@ -66,4 +88,8 @@ awk -v p="$p" -v g="$g" -v c="$c" -v s="$s" -v np="$np" -v ns="$ns" 'BEGIN {
   printf "with retry + breaker %d rps = %.3fx of plain, %.3fx of control (overhead %.1f%% against their mean)\n", g, g / p, g / c, (1 - 2 * g / (p + c)) * 100
   printf "split 90/10 %d rps = %.3fx of plain\n", s, s / p
   printf "nginx plain %d rps; nginx split_clients %d rps = %.3fx; wasmgate/nginx: plain %.2fx, split %.2fx\n", np, ns, ns / np, p / np, s / ns }'
+if [ -n "$perf_ok" ]; then
+  awk -v p="${cpu[wg-plain]}" -v g="${cpu[wg-guarded]}" -v c="${cpu[wg-control]}" -v n="$ROUNDS" 'BEGIN {
+    printf "gateway CPU per request: plain %.2f us, control %.2f us, retry + breaker %.2f us = +%.1f%% of their mean\n", p / n, c / n, g / n, (2 * g / (p + c) - 1) * 100 }'
+fi
 p99_report

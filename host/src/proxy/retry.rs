@@ -10,7 +10,9 @@
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Response};
@@ -76,12 +78,14 @@ pub(super) async fn run(
     let up = t.upstream;
     let cfg = &up.config;
     let policy = cfg.retry.as_ref().map(|r| r.get_ref());
-    // Only a retry policy spreads `request_timeout` over tries; without one each try has it
-    // whole and the plain path reads no clock here.
-    let deadline = policy.map(|_| Instant::now() + cfg.request_timeout);
+    // One clock read per request: the first try's deadline and, with a retry policy, the
+    // request's (`request_timeout` spread over its tries).
+    let start = Instant::now();
+    let deadline = policy.map(|_| start + cfg.request_timeout);
     let per_try = policy
         .and_then(|p| p.per_try_timeout)
-        .unwrap_or(cfg.request_timeout);
+        .unwrap_or(cfg.request_timeout)
+        .min(cfg.request_timeout);
     if let Some(b) = &up.budget {
         b.deposit();
     }
@@ -108,10 +112,15 @@ pub(super) async fn run(
     let mut sent_tries = 0u32;
     loop {
         attempts += 1;
-        let timeout = deadline.map_or(per_try, |d| {
-            per_try.min(d.saturating_duration_since(Instant::now()))
-        });
-        let result = up.send_or_return(&target, req, timeout).await;
+        let (until, within) = match deadline {
+            Some(d) if attempts > 1 => {
+                let now = Instant::now();
+                let until = (now + per_try).min(d);
+                (until, until.saturating_duration_since(now))
+            }
+            _ => (start + per_try, per_try),
+        };
+        let result = up.send_or_return(&target, req, until, within).await;
         // What the next try would be for, or the end.
         let reason = match result {
             Ok((response, lease)) => {

@@ -271,8 +271,15 @@ struct Window {
 }
 
 impl Window {
-    /// Counts one result; gives the window's (total, failed) after it.
+    /// Counts one result; gives the window's (total, failed) after it. Only a failure reads
+    /// the clock and starts a new window when the last one is over, so successes cost two
+    /// atomic operations; a window thus starts with a failure, and the successes since the last
+    /// one are dropped with it.
     fn record(&self, failed: bool, window_ms: u64) -> (u32, u32) {
+        if !failed {
+            let total = self.total.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+            return (total, self.failed.load(Ordering::Relaxed));
+        }
         let now = now_ms();
         let start = self.start.load(Ordering::Relaxed);
         if now.saturating_sub(start) >= window_ms

@@ -341,7 +341,8 @@ impl Upstream {
         target: &Arc<Target>,
         req: Request<Body>,
     ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
-        self.send_or_return(target, req, self.config.request_timeout)
+        let within = self.config.request_timeout;
+        self.send_or_return(target, req, tokio::time::Instant::now() + within, within)
             .await
             .map_err(|(e, _)| e)
     }
@@ -349,21 +350,23 @@ impl Upstream {
     /// `send`, giving the request back with the error when no connection ever took it (the
     /// target refused or did not answer the connect, or closed a new connection before the
     /// send): the target never saw it, so it may go to another.
-    /// The try's outcome feeds the target's and the upstream's breakers.
+    /// The try's outcome feeds the target's and the upstream's breakers. The response head is
+    /// due `until` (`within` of the try's start, for the error).
     pub async fn send_or_return(
         &self,
         target: &Arc<Target>,
         req: Request<Body>,
-        timeout: Duration,
+        until: tokio::time::Instant,
+        within: Duration,
     ) -> Result<(Response<Incoming>, Lease), (UpstreamError, Option<Request<Body>>)> {
         let mut lease = Lease::new(target.clone(), self.config.pool.max_idle_per_target);
         let exchange = self.exchange(target, req, &mut lease);
-        let result = match tokio::time::timeout(timeout, exchange).await {
+        let result = match tokio::time::timeout_at(until, exchange).await {
             Ok(r) => r,
             Err(_) => Err((
                 UpstreamError::Timeout {
                     target: target.authority.to_string(),
-                    timeout,
+                    timeout: within,
                 },
                 None,
             )),
