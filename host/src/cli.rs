@@ -214,6 +214,7 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn run(path: PathBuf) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let loaded = crate::source::load_now(&path)?;
     let _log = crate::telemetry::init(&loaded.config.log);
     // Every proxied request holds two sockets; the default soft limit (often 1024) is too low.
@@ -239,6 +240,6 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(crate::gateway::run(loaded))?;
+    rt.block_on(crate::gateway::run(loaded, started))?;
     Ok(())
 }

@@ -32,7 +32,7 @@ pub enum StartError {
 
 /// Runs until SIGTERM or SIGINT, then drains in-flight requests (bounded by
 /// `server.shutdown_timeout`) and returns.
-pub async fn run(loaded: Loaded) -> Result<(), StartError> {
+pub async fn run(loaded: Loaded, started: std::time::Instant) -> Result<(), StartError> {
     let cfg = loaded.config.clone();
     let bind = |addr, what| {
         crate::server::bind(addr).map_err(|source| StartError::Bind { addr, what, source })
@@ -147,6 +147,16 @@ pub async fn run(loaded: Loaded) -> Result<(), StartError> {
             stop_rx.clone(),
         )));
     }
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = %shared.config_path.display(),
+        listeners = cfg.listeners.len(),
+        routes = cfg.routes.len(),
+        upstreams = cfg.upstreams.len(),
+        plugins = cfg.plugins.len(),
+        ready_ms = started.elapsed().as_millis() as u64,
+        "ready"
+    );
 
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: draining"),

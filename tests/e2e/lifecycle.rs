@@ -218,7 +218,54 @@ async fn admin_reports_health_readiness_and_active_config() {
     let (ok, out) = curl(&["-X", "POST", &gw.admin_url("/reload")]);
     assert!(ok);
     assert!(out.contains("\"generation\":2"), "{out}");
+    let v = get(&gw.admin_url("/version"))
+        .await
+        .expect("version")
+        .json();
+    assert_eq!(
+        (v["version"].as_str(), v["generation"].as_u64()),
+        (Some(env!("CARGO_PKG_VERSION")), Some(2))
+    );
     assert_eq!(get(&gw.admin_url("/nope")).await.expect("404").status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_logs_what_it_serves_and_how_long_it_took() {
+    let a = Upstream::echo("a").await;
+    let gw = Gateway::start(&format!(
+        "{}{}[[routes]]\npath_prefix = \"/x\"\nupstream = \"a\"\nplugins = [\"count\"]\n[[routes]]\nupstream = \"a\"\n",
+        upstream_block("a", &[&a], ""),
+        plugin_block("count", "count", ""),
+    ))
+    .await;
+    gw.wait_log("\"ready\"").await;
+    let ready: serde_json::Value = gw
+        .log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message"] == "ready")
+        .expect("a ready line");
+    assert_eq!(ready["version"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        ready["config"]
+            .as_str()
+            .is_some_and(|c| c.ends_with("gateway.toml")),
+        "{ready}"
+    );
+    assert_eq!(
+        (
+            ready["listeners"].as_u64(),
+            ready["routes"].as_u64(),
+            ready["upstreams"].as_u64(),
+            ready["plugins"].as_u64()
+        ),
+        (Some(1), Some(2), Some(1), Some(1)),
+        "{ready}"
+    );
+    assert!(
+        ready["ready_ms"].as_u64().is_some_and(|ms| ms < 60_000),
+        "{ready}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,6 +59,10 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
             StatusCode::OK,
             json!({ "status": "ready", "generation": rt.generation, "listeners": shared.listeners }),
         ),
+        (&Method::GET, "/version") => reply(
+            StatusCode::OK,
+            json!({ "version": env!("CARGO_PKG_VERSION"), "generation": rt.generation }),
+        ),
         (&Method::GET, "/config") => reply(
             StatusCode::OK,
             json!({
