@@ -51,9 +51,9 @@ start_gateway
 gwpid=${pids[${#pids[@]}-1]}
 wait_for "http://127.0.0.1:$WG/plain" "http://127.0.0.1:$NG/plain"
 
-# The gateway's CPU time per request (perf's task-clock over the run), when perf is there:
-# steadier than requests/s on a small shared machine, where the load generator and the
-# upstream take turns on the same cores.
+# The gateway's CPU time per request (perf's task-clock over the run), when perf is there: a
+# second view of the cost, less tied to how the load generator and the upstream share the
+# cores (on a 2-core VM its noise floor, plain vs control, was still 0.2-7% per run).
 cpu_us() {
   perf stat -x, -e task-clock -p "$gwpid" -o "$work/perf" -- sleep "$DURATION" 2>/dev/null &
   local pp=$! out n
