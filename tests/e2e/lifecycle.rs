@@ -266,6 +266,15 @@ async fn startup_logs_what_it_serves_and_how_long_it_took() {
         ready["ready_ms"].as_u64().is_some_and(|ms| ms < 60_000),
         "{ready}"
     );
+
+    // The admin lists the routes with their chains, in file order.
+    let routes = get(&gw.admin_url("/routes")).await.expect("routes").json();
+    assert_eq!(routes[0]["name"], "route-1");
+    assert_eq!(routes[0]["path_prefix"], "/x");
+    assert_eq!(routes[0]["upstream"], "a");
+    assert_eq!(routes[0]["plugins"], serde_json::json!(["count"]));
+    assert_eq!(routes[1]["plugins"], serde_json::json!([]));
+    assert_eq!(routes.as_array().map(Vec::len), Some(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

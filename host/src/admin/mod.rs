@@ -59,6 +59,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
             StatusCode::OK,
             json!({ "status": "ready", "generation": rt.generation, "listeners": shared.listeners }),
         ),
+        (&Method::GET, "/routes") => reply(StatusCode::OK, routes(&rt.loaded.config)),
         (&Method::GET, "/version") => reply(
             StatusCode::OK,
             json!({ "version": env!("CARGO_PKG_VERSION"), "generation": rt.generation }),
@@ -143,4 +144,30 @@ fn reply(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
         http::HeaderValue::from_static("application/json"),
     );
     r
+}
+
+/// Each route as it matches and where it sends requests, with its plugin chain by name (plugin
+/// settings, which may hold secrets, are in `/config`, redacted).
+fn routes(cfg: &crate::config::Config) -> serde_json::Value {
+    let all: Vec<serde_json::Value> = cfg
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let r = r.get_ref();
+            json!({
+                "name": crate::config::route_name(r, i),
+                "hosts": r.hosts,
+                "path": r.path.as_ref().map(|p| p.get_ref()),
+                "path_prefix": r.path_prefix.as_ref().map(|p| p.get_ref()),
+                "methods": r.methods,
+                "priority": r.priority,
+                "upstream": r.upstream.as_ref().map(|u| u.get_ref()),
+                "handler": r.handler.as_ref().map(|h| h.get_ref()),
+                "split": r.split.as_ref().map(|s| s.get_ref()),
+                "plugins": r.plugins.iter().map(|p| p.get_ref().name.as_str()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(all)
 }
