@@ -81,58 +81,57 @@ impl Etcd {
                 "range_end": B64.encode(prefix_end(prefix.as_bytes())),
             }
         });
-        let mut last = String::from("no endpoint configured");
-        for ep in &self.endpoints {
-            let resp = match tokio::time::timeout(TIMEOUT, send(ep, "/v3/watch", &body)).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => {
-                    last = format!("{ep}: {e}");
-                    continue;
-                }
-                Err(_) => {
-                    last = format!("{ep}: no answer within {TIMEOUT:?}");
-                    continue;
-                }
+        let resp = self.open("/v3/watch", &body).await?;
+        let mut body = resp.into_body();
+        let mut buf = Vec::new();
+        // The gateway streams one JSON message per line.
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| EtcdError::Unreachable(e.to_string()))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
             };
-            let mut body = resp.into_body();
-            let mut buf = Vec::new();
-            // The gateway streams one JSON message per line.
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| EtcdError::Unreachable(e.to_string()))?;
-                let Ok(data) = frame.into_data() else {
+            buf.extend_from_slice(&data);
+            while let Some(end) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=end).collect();
+                let Ok(msg) = serde_json::from_slice::<Value>(&line) else {
                     continue;
                 };
-                buf.extend_from_slice(&data);
-                while let Some(end) = buf.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=end).collect();
-                    let Ok(msg) = serde_json::from_slice::<Value>(&line) else {
-                        continue;
-                    };
-                    let result = &msg["result"];
-                    if result["canceled"].as_bool() == Some(true) {
-                        return Err(EtcdError::Answer(format!("the watch was canceled: {msg}")));
-                    }
-                    let changed = result["events"].as_array().is_some_and(|e| !e.is_empty());
-                    if (changed || result["created"].as_bool() == Some(true))
-                        && ticks.send(()).await.is_err()
-                    {
-                        return Ok(());
-                    }
+                let result = &msg["result"];
+                if result["canceled"].as_bool() == Some(true) {
+                    return Err(EtcdError::Answer(format!("the watch was canceled: {msg}")));
+                }
+                let changed = result["events"].as_array().is_some_and(|e| !e.is_empty());
+                if (changed || result["created"].as_bool() == Some(true))
+                    && ticks.send(()).await.is_err()
+                {
+                    return Ok(());
                 }
             }
-            return Err(EtcdError::Unreachable(format!(
-                "{ep}: the watch stream ended"
-            )));
         }
-        Err(EtcdError::Unreachable(last))
+        Err(EtcdError::Unreachable("the watch stream ended".into()))
     }
 
     /// One call to the first endpoint that answers.
     pub async fn call(&self, path: &str, body: &Value) -> Result<Value, EtcdError> {
+        let bytes =
+            tokio::time::timeout(TIMEOUT, self.open(path, body).await?.into_body().collect())
+                .await
+                .map_err(|_| EtcdError::Unreachable(format!("no whole answer within {TIMEOUT:?}")))?
+                .map_err(|e| EtcdError::Unreachable(e.to_string()))?
+                .to_bytes();
+        serde_json::from_slice(&bytes).map_err(|e| EtcdError::Answer(e.to_string()))
+    }
+
+    /// The response head of the first endpoint that answers; etcd's own refusal is final.
+    async fn open(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<http::Response<hyper::body::Incoming>, EtcdError> {
         let mut last = String::from("no endpoint configured");
         for ep in &self.endpoints {
-            match tokio::time::timeout(TIMEOUT, post(ep, path, body)).await {
-                Ok(Ok(v)) => return Ok(v),
+            match tokio::time::timeout(TIMEOUT, send(ep, path, body)).await {
+                Ok(Ok(resp)) => return Ok(resp),
                 Ok(Err(e @ (EtcdError::Status { .. } | EtcdError::Answer(_)))) => return Err(e),
                 Ok(Err(e)) => last = format!("{ep}: {e}"),
                 Err(_) => last = format!("{ep}: no answer within {TIMEOUT:?}"),
@@ -140,17 +139,6 @@ impl Etcd {
         }
         Err(EtcdError::Unreachable(last))
     }
-}
-
-async fn post(endpoint: &str, path: &str, body: &Value) -> Result<Value, EtcdError> {
-    let resp = send(endpoint, path, body).await?;
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| EtcdError::Unreachable(e.to_string()))?
-        .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| EtcdError::Answer(e.to_string()))
 }
 
 /// Sends one call; an answer that is not a success is an error with etcd's words.

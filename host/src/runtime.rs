@@ -78,14 +78,8 @@ impl Runtime {
         generation: u64,
         host: &Arc<PluginHost>,
     ) -> Result<Runtime, ConfigErrors> {
-        let fail = |message: String| {
-            ConfigErrors(vec![ConfigError {
-                file: loaded.path.clone(),
-                line: 0,
-                column: 0,
-                message,
-            }])
-        };
+        let fail =
+            |message: String| ConfigErrors(vec![ConfigError::whole(loaded.path.clone(), message)]);
         let cfg = &loaded.config;
         let mut upstreams = BTreeMap::new();
         for (name, u) in &cfg.upstreams {

@@ -3,7 +3,7 @@
 //! go through the same validation; etcd being out of reach is an error like a bad file, so a
 //! running gateway keeps its last good config.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::config::{self, ConfigError, ConfigErrors, EtcdConfig, Loaded};
 use crate::etcd::Etcd;
@@ -30,12 +30,10 @@ pub async fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
         return blocking(path, move || config::parse(&text, &file)).await;
     };
     let entries = etcd.prefix(&prefix).await.map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read the config kept in etcd under {prefix}: {e}"),
-        }])
+        one(
+            path,
+            format!("cannot read the config kept in etcd under {prefix}: {e}"),
+        )
     })?;
     let file = path.to_path_buf();
     blocking(path, move || {
@@ -66,10 +64,5 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn one(path: &Path, message: String) -> ConfigErrors {
-    ConfigErrors(vec![ConfigError {
-        file: PathBuf::from(path),
-        line: 0,
-        column: 0,
-        message,
-    }])
+    ConfigErrors(vec![ConfigError::whole(path, message)])
 }

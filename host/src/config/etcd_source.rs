@@ -8,8 +8,6 @@
 //! the one parser and the one validation, and an error in an entry is reported at the entry's
 //! key and its own line.
 
-use std::path::PathBuf;
-
 use super::ConfigError;
 
 /// Where a stretch of the assembled text came from.
@@ -103,16 +101,13 @@ fn relative_header(line: &str, table: &str) -> String {
 }
 
 fn key_error(key: &str, what: &str) -> ConfigError {
-    ConfigError {
-        file: PathBuf::from(format!("etcd:{key}")),
-        line: 0,
-        column: 0,
-        message: format!("the key {what}"),
-    }
+    ConfigError::whole(format!("etcd:{key}"), format!("the key {what}"))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     #[test]

@@ -71,12 +71,10 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
 /// A config file's text.
 pub fn read(path: &Path) -> Result<String, ConfigErrors> {
     std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read the config file: {e}"),
-        }])
+        ConfigErrors(vec![ConfigError::whole(
+            path,
+            format!("cannot read the config file: {e}"),
+        )])
     })
 }
 

@@ -221,16 +221,16 @@ where
     let activity = Arc::new(Activity::default());
     let requests = activity.clone();
     let service = service_fn(move |req| {
-        // Each request runs to its end on the config it started with.
-        let rt = shared.current.load_full();
+        // Each request runs to its end on the config it started with; a redirect needs none.
+        let to = redirect.ok_or_else(|| shared.current.load_full());
         let in_flight = requests.start();
         let conn = conn.clone();
         async move {
-            let resp = match redirect {
-                Some(port) => redirect::to_https(&req, port),
+            let resp = match to {
+                Ok(port) => redirect::to_https(&req, port),
                 // Boxed: hyper keeps the service's future inline in every connection, idle
                 // ones included, and the request path's state is several KiB.
-                None => Box::pin(proxy::handle(rt, conn, req)).await,
+                Err(rt) => Box::pin(proxy::handle(rt, conn, req)).await,
             };
             if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
                 in_flight.upgraded();

@@ -167,11 +167,11 @@ struct BySni {
 
 impl ResolvesServerCert for BySni {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        // rustls hands the name over lower case.
         let Some(name) = hello.server_name() else {
             return Some(self.default.clone());
         };
-        let name = name.to_ascii_lowercase();
-        let found = self.exact.get(&name).or_else(|| {
+        let found = self.exact.get(name).or_else(|| {
             name.split_once('.')
                 .and_then(|(_, parent)| self.wildcard.get(parent))
         });
