@@ -10,6 +10,8 @@ command -v curl >/dev/null || need+=(curl)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v etcd >/dev/null || need+=(etcd-server)
 command -v openssl >/dev/null || need+=(openssl)
+# promtool, which lints a metrics scrape.
+command -v promtool >/dev/null || need+=(prometheus)
 # The JavaScript and Python plugin tools (plugins/build.sh installs their pinned packages).
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)

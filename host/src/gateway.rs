@@ -1,5 +1,6 @@
 //! Starting and stopping the whole gateway: bind, serve, reload triggers, drain on signal.
 
+use crate::telemetry::connections::ListenerStats;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -54,7 +55,7 @@ pub async fn run(loaded: Loaded, started: std::time::Instant) -> Result<(), Star
     let mut int = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
 
     let path = loaded.path.clone();
-    crate::telemetry::init_metrics();
+    crate::telemetry::metrics::init();
     let dns: Vec<SocketAddr> = cfg
         .server
         .dns_servers
@@ -138,6 +139,7 @@ pub async fn run(loaded: Loaded, started: std::time::Instant) -> Result<(), Star
             builder: crate::server::http_builder(l, &cfg.server),
             deadlines,
             shared: shared.clone(),
+            stats: Arc::new(ListenerStats::new(&address.to_string())),
         });
         loops.push(tokio::spawn(crate::server::accept_loop(
             listener,

@@ -108,6 +108,11 @@ impl<T> Router<T> {
         self.entries.is_empty()
     }
 
+    /// Every route's value, in the order the routes were given.
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.entries.iter().map(|e| &e.value)
+    }
+
     fn insert(&mut self, order: u32, spec: RouteSpec, value: T) {
         let id = self.entries.len() as u32;
         let (segments, path_rank, prefix_len, is_prefix) = match &spec.path {

@@ -13,6 +13,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::{self, ConfigError, ConfigErrors, Loaded};
 use crate::plugin::{Chain, Handler, Module, PluginHost};
 use crate::router::{PathMatch, RouteSpec, Router};
+use crate::telemetry::requests::RouteStats;
 use crate::upstream::{HashSource, Mirror, Split, Upstream};
 
 /// What a matched route leads to.
@@ -37,6 +38,8 @@ pub struct RouteTarget {
     pub split: Option<Split>,
     /// Copies a share of the requests to a shadow upstream.
     pub mirror: Option<Mirror>,
+    /// Its request metrics (`None` with metrics off).
+    pub stats: Option<Arc<RouteStats>>,
 }
 
 impl RouteTarget {
@@ -59,6 +62,8 @@ pub struct Runtime {
     /// By listener index; `None` for plain listeners.
     pub tls: Vec<Option<TlsAcceptor>>,
     pub access_log: bool,
+    /// Requests are counted in the metrics (`[metrics] enabled`).
+    pub metrics: bool,
     /// Some route's chain has a plugin with a log phase.
     pub log_phase: bool,
     /// Longest pause between two reads of a client's request body.
@@ -137,10 +142,20 @@ impl Runtime {
                 ),
                 None => None,
             };
+            let name: Arc<str> = config::route_name(r, i).into();
+            let stats = cfg.metrics.enabled.then(|| {
+                let sides = r.split.iter().flat_map(|s| s.get_ref().keys());
+                let ups = r.upstream.iter().map(|u| u.get_ref()).chain(sides);
+                Arc::new(RouteStats::new(
+                    name.clone(),
+                    ups.map(|u| Arc::from(u.as_str())),
+                ))
+            });
             routes.push((
                 route_spec(r),
                 RouteTarget {
-                    name: config::route_name(r, i).into(),
+                    name,
+                    stats,
                     upstream,
                     handler: handlers
                         .next()
@@ -200,9 +215,11 @@ impl Runtime {
             });
         }
 
+        crate::telemetry::metrics::count_requests(cfg.metrics.enabled);
         Ok(Runtime {
             generation,
             access_log: cfg.log.access,
+            metrics: cfg.metrics.enabled,
             log_phase,
             body_read_timeout: cfg.server.body_read_timeout,
             trusted: crate::client_ip::TrustedProxies::new(

@@ -17,6 +17,7 @@ mod etcd;
 mod handlers;
 mod lifecycle;
 mod localize;
+mod metrics;
 mod plugins;
 mod policies;
 mod protocols;

@@ -2,6 +2,7 @@
 //! health, and a reload trigger.
 
 mod guard;
+mod metrics;
 mod redact;
 
 use std::convert::Infallible;
@@ -80,7 +81,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
                 .collect();
             reply(StatusCode::OK, serde_json::Value::Object(ups))
         }
-        (&Method::GET, "/metrics") => match crate::telemetry::render_metrics() {
+        (&Method::GET, "/metrics") => match metrics::render(shared) {
             Some(text) => {
                 let mut r = Response::new(Full::new(Bytes::from(text)));
                 r.headers_mut().insert(

@@ -25,6 +25,8 @@ pub struct Config {
     pub admin: Admin,
     #[serde(default)]
     pub log: Log,
+    #[serde(default)]
+    pub metrics: Metrics,
     /// A small echo server started inside the gateway process, so the example config answers
     /// without any other service running.
     pub demo_backend: Option<DemoBackend>,
@@ -246,6 +248,21 @@ impl Default for Log {
             format: LogFormat::Text,
             access: true,
         }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// Count every request in the admin's `/metrics` (by route, method, status class,
+    /// upstream). Off, only the rarer families (plugin failures, retries, reloads) are kept.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics { enabled: true }
     }
 }
 

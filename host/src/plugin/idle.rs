@@ -20,6 +20,11 @@ impl<T> Idle<T> {
         }
     }
 
+    /// How many are kept now.
+    pub fn count(&self) -> usize {
+        self.items.lock().map_or(0, |i| i.len())
+    }
+
     /// An idle instance, if the pool has one.
     pub fn take(&self) -> Option<T> {
         if !self.pooled {

@@ -53,6 +53,14 @@ pub struct Linkers {
 }
 
 impl Module {
+    /// The file's content hash, in hex.
+    pub fn sha256(&self) -> String {
+        self.hash.iter().fold(String::new(), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
     /// Loads `path`, reusing `known` modules with the same content and the disk cache.
     pub fn load(
         engine: &Engine,

@@ -1,7 +1,8 @@
 //! One entry of a route's chain: a module with its route-specific config, and the pool of live
 //! instances that already ran `init` with that config.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 
@@ -13,6 +14,8 @@ use super::idle::Idle;
 use super::instance::{Live, Phase};
 use super::module::Module;
 use super::settings::Env;
+use crate::telemetry::metrics::counting_requests;
+use crate::telemetry::plugins::CallStats;
 
 pub struct Step {
     pub route: Arc<str>,
@@ -23,6 +26,8 @@ pub struct Step {
     idle: Idle<Live>,
     /// The log phase's queue, when the plugin has one (see [`log_worker`]).
     log: Option<mpsc::Sender<LogEntry>>,
+    /// By phase, resolved at the phase's first call.
+    stats: [OnceLock<CallStats>; 4],
 }
 
 /// Log entries waiting for a plugin's log phase; beyond this they are dropped and counted.
@@ -56,11 +61,17 @@ impl Step {
             phases,
             idle,
             log,
+            stats: Default::default(),
         })
     }
 
     pub fn name(&self) -> &str {
         &self.env.name
+    }
+
+    /// Live instances kept for the next calls.
+    pub fn idle_instances(&self) -> usize {
+        self.idle.count()
     }
 
     /// Runs `phase` on a pooled (or new) instance. An instance that failed is dropped, so the
@@ -74,7 +85,13 @@ impl Step {
             Ok(l) => l,
             Err(failure) => return (ex, Err(failure)),
         };
+        let started = Instant::now();
         let (ex, result) = live.call(phase, ex).await;
+        if counting_requests() {
+            self.stats[phase as usize]
+                .get_or_init(|| CallStats::new(self.name(), &self.route, phase.name()))
+                .record(started.elapsed());
+        }
         if result.is_ok() {
             self.idle.give_back(live);
         }

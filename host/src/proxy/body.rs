@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 
 use super::stall::StallTimer;
 use crate::plugin::{Chain, LogEntry};
+use crate::telemetry::requests::{self, InFlight, RouteStats};
 use crate::upstream::{BoxError, Lease};
 
 pub enum Inner {
@@ -57,6 +58,10 @@ pub struct AccessRecord {
     pub tenant: Option<String>,
     /// The chain whose log phase runs, with the request context it left.
     pub log_phase: Option<LogPhase>,
+    /// Count the request in the metrics: in its route's series, or the unrouted ones.
+    pub metrics: bool,
+    pub stats: Option<Arc<RouteStats>>,
+    pub in_flight: Option<InFlight>,
 }
 
 /// A chain with a log phase, and the request context the chain left.
@@ -66,6 +71,17 @@ impl AccessRecord {
     fn finish(self: Box<Self>, bytes: u64, complete: bool) {
         let r = *self;
         let elapsed = r.start.elapsed();
+        if r.metrics {
+            let stats = r.stats.as_deref().unwrap_or_else(|| requests::unrouted());
+            stats.record(&requests::Done {
+                method: &r.method,
+                status: r.status,
+                upstream: r.upstream.as_deref(),
+                elapsed,
+                request_bytes: r.request_bytes,
+                response_bytes: bytes,
+            });
+        }
         if r.access {
             tracing::info!(
                 target: "access",

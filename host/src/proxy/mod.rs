@@ -35,6 +35,7 @@ use crate::error::{ClientBodyError, ProxyError};
 use crate::plugin::{Chain, Exchange, Phase, Phases, Verdict};
 use crate::router::RequestView;
 use crate::runtime::{RouteTarget, Runtime};
+use crate::telemetry::requests::InFlight;
 use crate::upstream::{Body, HashSource, Target, Upstream};
 use body::AccessRecord;
 
@@ -65,7 +66,7 @@ pub async fn handle(
             ..conn
         }
     };
-    let mut record = (rt.access_log || rt.log_phase).then(|| {
+    let mut record = (rt.access_log || rt.log_phase || rt.metrics).then(|| {
         Box::new(AccessRecord {
             access: rt.access_log,
             start: Instant::now(),
@@ -85,6 +86,9 @@ pub async fn handle(
             request_bytes: req.body().size_hint().exact().unwrap_or(0),
             tenant: None,
             log_phase: None,
+            metrics: rt.metrics,
+            stats: None,
+            in_flight: rt.metrics.then(InFlight::start),
         })
     });
     let mut resp = match forward(&rt, conn, req, record.as_deref_mut()).await {
@@ -148,6 +152,7 @@ async fn forward(
     let route: &RouteTarget = found.value;
     if let Some(r) = record.as_deref_mut() {
         r.route = Some(route.name.clone());
+        r.stats = route.stats.clone();
     }
     let pq = upstream_path(&req, route, found.prefix_len)?;
     // What compression needs of the request, kept before the chain takes it.

@@ -18,6 +18,8 @@ use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use crate::telemetry::connections::OpenConnection;
+
 /// Requests in flight on one connection, shared by its socket guard and its service.
 #[derive(Default)]
 pub struct Activity {
@@ -123,13 +125,20 @@ pin_project! {
         // Bytes of a head arrived while no request was in flight.
         partial: bool,
         proto: Proto,
+        open: OpenConnection,
         deadline: Option<Instant>,
         sleep: Option<Pin<Box<Sleep>>>,
     }
 }
 
 impl<S> Guarded<S> {
-    pub fn new(io: S, activity: Arc<Activity>, limits: Deadlines, accepted: Instant) -> Self {
+    pub fn new(
+        io: S,
+        activity: Arc<Activity>,
+        limits: Deadlines,
+        accepted: Instant,
+        open: OpenConnection,
+    ) -> Self {
         Guarded {
             io,
             activity,
@@ -139,6 +148,7 @@ impl<S> Guarded<S> {
             served: false,
             partial: false,
             proto: Proto::Unknown,
+            open,
             deadline: None,
             sleep: None,
         }
@@ -169,11 +179,9 @@ impl<S: AsyncRead + AsyncWrite> AsyncRead for Guarded<S> {
             Poll::Ready(Ok(())) => {
                 let got = &buf.filled()[before..];
                 if *this.proto == Proto::Unknown && !got.is_empty() {
-                    *this.proto = if got.starts_with(b"PRI ") {
-                        Proto::Http2
-                    } else {
-                        Proto::Http1
-                    };
+                    let http2 = got.starts_with(b"PRI ");
+                    *this.proto = if http2 { Proto::Http2 } else { Proto::Http1 };
+                    this.open.speaks(http2);
                 }
                 if idle && !got.is_empty() && *this.proto == Proto::Http1 && !*this.partial {
                     *this.partial = true;

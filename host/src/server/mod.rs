@@ -29,6 +29,7 @@ use limit::Permits;
 use crate::config::{Listener, Server};
 use crate::proxy::{self, ConnInfo};
 use crate::runtime::Shared;
+use crate::telemetry::connections::ListenerStats;
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -78,6 +79,7 @@ pub struct Serving {
     pub builder: auto::Builder<TokioExecutor>,
     pub deadlines: Deadlines,
     pub shared: Arc<Shared>,
+    pub stats: Arc<ListenerStats>,
 }
 
 /// Accepts on `listener` until `stop` turns true, while the connection limits allow: at a
@@ -128,6 +130,7 @@ async fn serve_connection(
     _permits: Permits,
 ) {
     let accepted = Instant::now();
+    serving.stats.accepted();
     let deadline = accepted + serving.deadlines.header;
     if tokio::time::timeout_at(deadline, stream.readable())
         .await
@@ -182,13 +185,20 @@ async fn serve_http(
     let result = match acceptor {
         Some(acceptor) => {
             let handshake = TLS_HANDSHAKE_TIMEOUT.min(serving.deadlines.header);
+            // Counted in each arm: a `Result` kept across the match would hold a second
+            // TLS stream's room in this (per-connection) future.
             let tls = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => tls,
+                Ok(Ok(tls)) => {
+                    serving.stats.handshake(true);
+                    tls
+                }
                 Ok(Err(e)) => {
+                    serving.stats.handshake(false);
                     tracing::debug!(%client, error = %e, "TLS handshake failed");
                     return;
                 }
                 Err(_) => {
+                    serving.stats.handshake(false);
                     tracing::debug!(%client, "TLS handshake timed out");
                     return;
                 }
@@ -238,7 +248,8 @@ where
             Ok::<_, std::convert::Infallible>(resp.map(|b| Tracked::new(b, in_flight)))
         }
     });
-    let io = Guarded::new(io, activity, serving.deadlines, accepted);
+    let open = serving.stats.open();
+    let io = Guarded::new(io, activity, serving.deadlines, accepted, open);
     let conn = serving
         .builder
         .serve_connection_with_upgrades(TokioIo::new(io), service)

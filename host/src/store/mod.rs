@@ -5,7 +5,10 @@ mod memory;
 mod redis;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::telemetry::kv::{self, Op};
+use crate::telemetry::metrics::counting_requests;
 
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
@@ -34,11 +37,54 @@ impl Default for Store {
 }
 
 impl Store {
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    /// The backend's name, as in metrics.
+    pub fn backend(&self) -> &'static str {
         match self {
-            Store::Memory(m) => Ok(m.get(key)),
-            Store::Redis(r) => r.get(key).await,
+            Store::Memory(_) => "memory",
+            Store::Redis(_) => "redis",
         }
+    }
+
+    /// Whether the backend answers now (the embedded store always does).
+    pub fn available(&self) -> bool {
+        match self {
+            Store::Memory(_) => true,
+            Store::Redis(r) => r.available(),
+        }
+    }
+
+    /// Runs one operation, counted in the kv metrics.
+    async fn counted<T>(
+        &self,
+        op: Op,
+        run: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        if !counting_requests() {
+            return run.await;
+        }
+        let started = Instant::now();
+        let result = run.await;
+        let stats = match self {
+            Store::Memory(_) => &kv::MEMORY,
+            Store::Redis(_) => &kv::REDIS,
+        };
+        let outcome = match &result {
+            Ok(_) => 0,
+            Err(StoreError::Invalid(_)) => 1,
+            Err(StoreError::Unavailable(_)) => 2,
+        };
+        stats.record(op, outcome, started.elapsed());
+        result
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.counted(Op::Get, async {
+            match self {
+                Store::Memory(m) => Ok(m.get(key)),
+                Store::Redis(r) => r.get(key).await,
+            }
+        })
+        .await
     }
 
     pub async fn set(
@@ -47,23 +93,29 @@ impl Store {
         value: Vec<u8>,
         ttl: Option<Duration>,
     ) -> Result<(), StoreError> {
-        match self {
-            Store::Memory(m) => {
-                m.set(key, value, ttl);
-                Ok(())
+        self.counted(Op::Set, async {
+            match self {
+                Store::Memory(m) => {
+                    m.set(key, value, ttl);
+                    Ok(())
+                }
+                Store::Redis(r) => r.set(key, value, ttl).await,
             }
-            Store::Redis(r) => r.set(key, value, ttl).await,
-        }
+        })
+        .await
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        match self {
-            Store::Memory(m) => {
-                m.delete(key);
-                Ok(())
+        self.counted(Op::Delete, async {
+            match self {
+                Store::Memory(m) => {
+                    m.delete(key);
+                    Ok(())
+                }
+                Store::Redis(r) => r.delete(key).await,
             }
-            Store::Redis(r) => r.delete(key).await,
-        }
+        })
+        .await
     }
 
     /// Adds `delta` and returns the new value; a new key starts at 0 and gets `ttl`.
@@ -73,10 +125,13 @@ impl Store {
         delta: i64,
         ttl: Option<Duration>,
     ) -> Result<i64, StoreError> {
-        match self {
-            Store::Memory(m) => m.incr(key, delta, ttl),
-            Store::Redis(r) => r.incr(key, delta, ttl).await,
-        }
+        self.counted(Op::Incr, async {
+            match self {
+                Store::Memory(m) => m.incr(key, delta, ttl),
+                Store::Redis(r) => r.incr(key, delta, ttl).await,
+            }
+        })
+        .await
     }
 
     /// Sets `key` to `new` if it holds `expected` (`None`: if it is missing); whether it did.
@@ -87,9 +142,12 @@ impl Store {
         new: Vec<u8>,
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
-        match self {
-            Store::Memory(m) => Ok(m.compare_and_swap(key, expected, new, ttl)),
-            Store::Redis(r) => r.compare_and_swap(key, expected, new, ttl).await,
-        }
+        self.counted(Op::CompareAndSwap, async {
+            match self {
+                Store::Memory(m) => Ok(m.compare_and_swap(key, expected, new, ttl)),
+                Store::Redis(r) => r.compare_and_swap(key, expected, new, ttl).await,
+            }
+        })
+        .await
     }
 }

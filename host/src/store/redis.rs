@@ -138,6 +138,11 @@ impl RedisStore {
             .map_err(|e| url_error(&e))
     }
 
+    /// Redis answered the last call (no outage is known).
+    pub fn available(&self) -> bool {
+        self.breaker.open_until.load(Ordering::Relaxed) == 0
+    }
+
     fn conn(&self) -> ConnectionManager {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
         self.pool[i].clone()

@@ -33,6 +33,8 @@ use hyper::body::Incoming;
 use pool::{Connector, Sender};
 
 use crate::config;
+use crate::telemetry::metrics::counting_requests;
+use crate::telemetry::targets::TryFailure;
 
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 /// The body type sent upstream: the client's streamed body, or one a later phase made.
@@ -360,6 +362,7 @@ impl Upstream {
         within: Duration,
     ) -> Result<(Response<Incoming>, Lease), (UpstreamError, Option<Request<Body>>)> {
         let mut lease = Lease::new(target.clone(), self.config.pool.max_idle_per_target);
+        let sent_at = std::time::Instant::now();
         let exchange = self.exchange(target, req, &mut lease);
         let result = match tokio::time::timeout_at(until, exchange).await {
             Ok(r) => r,
@@ -387,6 +390,19 @@ impl Upstream {
             }
             Err(_) => Outcome::Failed(FailOn::Reset),
         };
+        let counted = match (&result, outcome) {
+            (Ok(resp), _) => Some(Ok(resp.status().as_u16())),
+            (Err(_), Outcome::Failed(FailOn::Connect)) => Some(Err(TryFailure::Connect)),
+            (Err(_), Outcome::Failed(FailOn::Timeout)) => Some(Err(TryFailure::Timeout)),
+            (Err(_), Outcome::Failed(_)) => Some(Err(TryFailure::Reset)),
+            // The client's body failed: not the target's doing.
+            (Err(_), _) => None,
+        };
+        if let Some(c) = counted
+            && counting_requests()
+        {
+            target.stats(&self.name).record(c, sent_at.elapsed());
+        }
         self.record(target, outcome);
         result.map(|resp| (resp, lease))
     }

@@ -45,6 +45,10 @@ impl std::fmt::Debug for TargetPool {
 }
 
 impl TargetPool {
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().map_or(0, |i| i.len())
+    }
+
     /// A live pooled connection, if any; stale ones are dropped on the way.
     pub fn take(&self, idle_timeout: Duration) -> Option<Sender> {
         if let Ok(h2) = self.h2.lock()

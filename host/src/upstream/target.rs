@@ -1,8 +1,8 @@
 //! One target of an upstream: its address, its load, whether it is in rotation, and a request's
 //! lease on it.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use http::uri::Authority;
 
@@ -11,6 +11,7 @@ use hyper::client::conn::http1;
 use super::Body;
 use super::breaker::Breaker;
 use super::pool::TargetPool;
+use crate::telemetry::targets::TargetStats;
 
 #[derive(Debug)]
 pub struct Target {
@@ -25,6 +26,8 @@ pub struct Target {
     pub breaker: Breaker,
     /// Set by the active checker.
     check_failed: AtomicBool,
+    /// Its tries' metrics, resolved at the first try (the upstream's name is needed).
+    stats: OnceLock<TargetStats>,
 }
 
 impl Target {
@@ -37,7 +40,18 @@ impl Target {
             in_flight: AtomicUsize::new(0),
             breaker,
             check_failed: AtomicBool::new(false),
+            stats: OnceLock::new(),
         }
+    }
+
+    pub fn stats(&self, upstream: &str) -> &TargetStats {
+        self.stats
+            .get_or_init(|| TargetStats::new(upstream, self.authority.as_str()))
+    }
+
+    /// Idle pooled connections (HTTP/1.1; an HTTP/2 connection counts as busy while shared).
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle_count()
     }
 
     /// The same target reached at one resolved address.

@@ -1,7 +1,7 @@
 //! `kv`: the shared store, with keys namespaced by plugin name so two plugins never collide.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::StoreContextMut;
 use wasmtime::component::Linker;
@@ -9,6 +9,7 @@ use wasmtime::component::Linker;
 use crate::plugin::bindings::kv::{Error, Host};
 use crate::plugin::instance::HostState;
 use crate::store::{MemoryStore, StoreError};
+use crate::telemetry::{self, kv::Op, metrics::counting_requests};
 
 /// Keys longer than this are refused: they are almost certainly a bug in the plugin.
 const MAX_KEY: usize = 1024;
@@ -94,6 +95,22 @@ fn local_incr(local: &MemoryStore, k: &str, delta: i64, ttl_ms: Option<u64>) -> 
     })
 }
 
+/// Runs one in-process operation, counted in the kv metrics like the store's own (`Store`).
+fn counted<T>(op: Op, run: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    if !counting_requests() {
+        return run();
+    }
+    let started = Instant::now();
+    let r = run();
+    let outcome = match &r {
+        Ok(_) => 0,
+        Err(Error::Unavailable(_)) => 2,
+        Err(_) => 1,
+    };
+    telemetry::kv::MEMORY.record(op, outcome, started.elapsed());
+    r
+}
+
 /// With the in-process store nothing waits, so `kv` is linked as plain functions over it: a
 /// plugin using `kv` is still called directly (see `wasi.rs`). Same keys and errors as above.
 pub fn add_in_process(l: &mut Linker<HostState>, m: &Arc<MemoryStore>) -> wasmtime::Result<()> {
@@ -102,30 +119,36 @@ pub fn add_in_process(l: &mut Linker<HostState>, m: &Arc<MemoryStore>) -> wasmti
     let mut kv = l.instance(KV)?;
     let store = m.clone();
     kv.func_wrap("get", move |c: Cx<'_>, (key,): (String,)| {
-        Ok((c.data().key(&key).map(|k| store.get(&k)),))
+        Ok((counted(Op::Get, || {
+            c.data().key(&key).map(|k| store.get(&k))
+        }),))
     })?;
     let store = m.clone();
     kv.func_wrap(
         "set",
         move |c: Cx<'_>, (key, value, ttl_ms): (String, Vec<u8>, Option<u64>)| {
-            Ok((c
-                .data()
-                .key(&key)
-                .map(|k| store.set(&k, value, ttl(ttl_ms))),))
+            Ok((counted(Op::Set, || {
+                c.data()
+                    .key(&key)
+                    .map(|k| store.set(&k, value, ttl(ttl_ms)))
+            }),))
         },
     )?;
     let store = m.clone();
     kv.func_wrap("delete", move |c: Cx<'_>, (key,): (String,)| {
-        Ok((c.data().key(&key).map(|k| store.delete(&k)),))
+        Ok((counted(Op::Delete, || {
+            c.data().key(&key).map(|k| store.delete(&k))
+        }),))
     })?;
     let store = m.clone();
     kv.func_wrap(
         "incr",
         move |c: Cx<'_>, (key, delta, ttl_ms): (String, i64, Option<u64>)| {
-            let r = c
-                .data()
-                .key(&key)
-                .and_then(|k| store.incr(&k, delta, ttl(ttl_ms)).map_err(err));
+            let r = counted(Op::Incr, || {
+                c.data()
+                    .key(&key)
+                    .and_then(|k| store.incr(&k, delta, ttl(ttl_ms)).map_err(err))
+            });
             Ok((r,))
         },
     )?;
@@ -134,8 +157,10 @@ pub fn add_in_process(l: &mut Linker<HostState>, m: &Arc<MemoryStore>) -> wasmti
         "compare-and-swap",
         move |c: Cx<'_>,
               (key, expected, new, ttl_ms): (String, Option<Vec<u8>>, Vec<u8>, Option<u64>)| {
-            let r = c.data().key(&key).map(|k| {
-                store.compare_and_swap(&k, expected.as_deref(), new, ttl(ttl_ms))
+            let r = counted(Op::CompareAndSwap, || {
+                c.data().key(&key).map(|k| {
+                    store.compare_and_swap(&k, expected.as_deref(), new, ttl(ttl_ms))
+                })
             });
             Ok((r,))
         },

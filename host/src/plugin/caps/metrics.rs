@@ -1,6 +1,10 @@
 //! `metrics`: plugin counters and histograms, exported on the admin's `/metrics` as
-//! `wasmgate_plugin_<name>` with a `plugin` label, and a `tenant` label when the request has a
-//! tenant (the identity's `tenant` in its context; bounded by the tenants a config names).
+//! `wasmgate_plugin_<name>` (counters end in `_total`) with HELP, a `plugin` label, and a
+//! `tenant` label when the request has a tenant (the identity's `tenant` in its context;
+//! bounded by the tenants a config names).
+
+use std::collections::HashSet;
+use std::sync::{LazyLock, RwLock};
 
 use crate::plugin::bindings::metrics::Host;
 use crate::plugin::instance::HostState;
@@ -14,6 +18,26 @@ fn clean(name: &str) -> String {
 
 fn metric_name(name: &str) -> String {
     format!("wasmgate_plugin_{}", clean(name))
+}
+
+/// Gives a plugin's metric a HELP line the first time it is written (Prometheus tools expect
+/// one on every family). A plugin that writes one name as both kinds gets the first.
+fn describe(name: &str, plugin: &str, histogram: bool) {
+    static DESCRIBED: LazyLock<RwLock<HashSet<String>>> = LazyLock::new(Default::default);
+    if DESCRIBED.read().is_ok_and(|d| d.contains(name)) {
+        return;
+    }
+    let Ok(mut described) = DESCRIBED.write() else {
+        return;
+    };
+    if described.insert(name.to_string()) {
+        let help = format!("Written by the plugin `{plugin}` (first seen from it).");
+        if histogram {
+            metrics::describe_histogram!(name.to_string(), help);
+        } else {
+            metrics::describe_counter!(name.to_string(), help);
+        }
+    }
 }
 
 fn labels(
@@ -47,10 +71,18 @@ impl HostState {
 
 impl Host for HostState {
     fn counter_add(&mut self, name: String, value: u64, l: Vec<(String, String)>) {
-        metrics::counter!(metric_name(&name), self.metric_labels(l)).increment(value);
+        // Prometheus counters end in `_total`; plugins need not know it.
+        let mut name = metric_name(&name);
+        if !name.ends_with("_total") {
+            name.push_str("_total");
+        }
+        describe(&name, &self.env.name, false);
+        metrics::counter!(name, self.metric_labels(l)).increment(value);
     }
 
     fn histogram_record(&mut self, name: String, value: f64, l: Vec<(String, String)>) {
-        metrics::histogram!(metric_name(&name), self.metric_labels(l)).record(value);
+        let name = metric_name(&name);
+        describe(&name, &self.env.name, true);
+        metrics::histogram!(name, self.metric_labels(l)).record(value);
     }
 }

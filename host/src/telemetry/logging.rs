@@ -31,35 +31,3 @@ pub fn init(log: &Log) -> WorkerGuard {
     };
     guard
 }
-
-static METRICS: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
-    std::sync::OnceLock::new();
-
-/// Installs the global metrics recorder behind the admin's `/metrics`. Call once, inside the
-/// async runtime (it schedules the recorder's upkeep).
-pub fn init_metrics() {
-    let built = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets(&[
-            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-        ])
-        .and_then(|b| b.install_recorder());
-    match built {
-        Ok(handle) => {
-            let upkeep = handle.clone();
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
-                loop {
-                    every.tick().await;
-                    upkeep.run_upkeep();
-                }
-            });
-            let _ = METRICS.set(handle);
-        }
-        Err(e) => tracing::warn!(error = %e, "metrics are off"),
-    }
-}
-
-/// The Prometheus text exposition of every metric, if metrics are on.
-pub fn render_metrics() -> Option<String> {
-    METRICS.get().map(|h| h.render())
-}

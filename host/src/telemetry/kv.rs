@@ -1,0 +1,54 @@
+//! Metrics of the plugins' key-value operations, by backend and operation.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{Counter, Histogram};
+
+#[derive(Debug, Clone, Copy)]
+pub enum Op {
+    Get,
+    Set,
+    Delete,
+    Incr,
+    CompareAndSwap,
+}
+
+const OPS: [&str; 5] = ["get", "set", "delete", "incr", "compare_and_swap"];
+const RESULTS: [&str; 3] = ["ok", "error", "unavailable"];
+
+pub struct KvStats {
+    backend: &'static str,
+    /// By operation and result.
+    ops: [[OnceLock<Counter>; 3]; 5],
+    durations: [OnceLock<Histogram>; 5],
+}
+
+impl KvStats {
+    const fn new(backend: &'static str) -> Self {
+        KvStats {
+            backend,
+            ops: [const { [const { OnceLock::new() }; 3] }; 5],
+            durations: [const { OnceLock::new() }; 5],
+        }
+    }
+
+    /// `result`: 0 ok, 1 refused as invalid, 2 the backend unavailable.
+    pub fn record(&self, op: Op, result: usize, took: Duration) {
+        let o = op as usize;
+        let r = result.min(2);
+        self.ops[o][r]
+            .get_or_init(|| {
+                metrics::counter!("wasmgate_kv_operations_total", "backend" => self.backend, "op" => OPS[o], "result" => RESULTS[r])
+            })
+            .increment(1);
+        self.durations[o]
+            .get_or_init(|| {
+                metrics::histogram!("wasmgate_kv_operation_duration_seconds", "backend" => self.backend, "op" => OPS[o])
+            })
+            .record(took.as_secs_f64());
+    }
+}
+
+pub static MEMORY: KvStats = KvStats::new("memory");
+pub static REDIS: KvStats = KvStats::new("redis");
