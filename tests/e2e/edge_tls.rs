@@ -154,6 +154,29 @@ async fn mutual_tls_admits_clients_by_certificate_and_tells_plugins_who() {
         echo.expect("json")["headers"]["x-client-subject"],
         "CN=alice"
     );
+
+    // The handshakes are counted by listener: the two refused ones as failures.
+    let m = gw.metrics().await;
+    let count = |family: &str, port: u16| {
+        metric_line(&m, family, &[&format!("listener=\"127.0.0.1:{port}\"")])
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    assert_eq!(
+        count("wasmgate_tls_handshakes_total", required),
+        Some(1),
+        "{m}"
+    );
+    assert_eq!(
+        count("wasmgate_tls_handshake_failures_total", required),
+        Some(2),
+        "{m}"
+    );
+    assert_eq!(
+        count("wasmgate_tls_handshakes_total", optional),
+        Some(2),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
