@@ -79,3 +79,16 @@ measure_rps() { # URL [wrk args]: prints requests/s; keeps the run's p99 for p99
 }
 
 p99_report() { cat "$work/p99"; }
+
+# The gateway's CPU time per request (perf's task-clock over the run), when perf is there: a
+# second view of the cost, less tied to how the load generator and the upstream share the
+# cores (on a 2-core VM its noise floor between identical routes was still 0.2-7% per run).
+perf_ok=$(command -v perf >/dev/null && perf stat -e task-clock true >/dev/null 2>&1 && echo 1 || true)
+cpu_us() { # PID URL: prints microseconds of PID's CPU per request during a wrk run
+  perf stat -x, -e task-clock -p "$1" -o "$work/perf" -- sleep "$DURATION" 2>/dev/null &
+  local pp=$! out n
+  out=$(wrk -t1 -c64 -d"${DURATION}s" "$2")
+  wait $pp
+  n=$(awk '/requests in/ {print $1}' <<<"$out")
+  awk -F, -v n="$n" '$3 == "task-clock" {printf "%.3f", $1 * 1000 / n}' "$work/perf"
+}

@@ -18,7 +18,8 @@ UP=$(free_port)
 body=$(head -c 1024 /dev/zero | tr '\0' 'x')
 nginx_conf upstream "server { listen 127.0.0.1:$UP; keepalive_requests 1000000; location / { default_type text/plain; return 200 '$body'; } }"
 
-gateway() { # name, metrics on|off: writes $work/NAME.toml, starts it, prints its port
+declare -A port pid
+gateway() { # name, metrics on|off: writes $work/NAME.toml and starts it
   local WG ADMIN
   WG=$(free_port); ADMIN=$(free_port)
   { gateway_head; cat <<CONF; } > "$work/$1.toml"
@@ -44,21 +45,26 @@ plugins = [
 CONF
   "$GW" run -c "$work/$1.toml" > "$work/$1.log" 2>&1 &
   pids+=($!)
-  echo "$WG"
+  port[$1]=$WG
+  pid[$1]=$!
 }
-ON=$(gateway on true)
-OFF=$(gateway off false)
-CONTROL=$(gateway control true)
-wait_for "http://127.0.0.1:$ON/chain" "http://127.0.0.1:$OFF/chain" "http://127.0.0.1:$CONTROL/chain"
+gateway on true
+gateway off false
+gateway control true
+for g in on off control; do wait_for "http://127.0.0.1:${port[$g]}/chain"; done
 
-declare -A sum
-runs=("on-plain $ON/plain" "off-plain $OFF/plain" "control-plain $CONTROL/plain"
-      "on-chain $ON/chain" "off-chain $OFF/chain" "control-chain $CONTROL/chain")
+declare -A sum cpu
+runs=("on plain" "off plain" "control plain" "on chain" "off chain" "control chain")
 for round in $(seq "$ROUNDS"); do
   for i in "${!runs[@]}"; do
     set -- ${runs[$(( (i + round) % ${#runs[@]} ))]}
-    r=$(measure_rps "http://127.0.0.1:$2")
-    sum[$1]=$(awk -v a="${sum[$1]:-0}" -v b="$r" 'BEGIN { print a + b }')
+    url="http://127.0.0.1:${port[$1]}/$2"
+    r=$(measure_rps "$url")
+    sum[$1-$2]=$(awk -v a="${sum[$1-$2]:-0}" -v b="$r" 'BEGIN { print a + b }')
+    if [ -n "$perf_ok" ]; then
+      c=$(cpu_us "${pid[$1]}" "$url")
+      cpu[$1-$2]=$(awk -v a="${cpu[$1-$2]:-0}" -v b="$c" 'BEGIN { print a + b }')
+    fi
   done
 done
 avg() { awk -v s="${sum[$1]}" -v n="$ROUNDS" 'BEGIN { printf "%.0f", s / n }'; }
@@ -66,5 +72,10 @@ for route in plain chain; do
   awk -v r="$route" -v on="$(avg on-$route)" -v off="$(avg off-$route)" -v c="$(avg control-$route)" 'BEGIN {
     printf "%s: metrics off %d rps, on %d rps, control (on) %d rps: cost %.1f%% (on and control vs off: %.1f%%); noise floor (on vs control) %.1f%%\n",
       r, off, on, c, (1 - on / off) * 100, (1 - (on + c) / 2 / off) * 100, (on > c ? on / c - 1 : c / on - 1) * 100 }'
+  if [ -n "$perf_ok" ]; then
+    awk -v r="$route" -v on="${cpu[on-$route]}" -v off="${cpu[off-$route]}" -v c="${cpu[control-$route]}" -v n="$ROUNDS" 'BEGIN {
+      printf "%s: gateway CPU per request: off %.2f us, on %.2f us, control %.2f us: cost %+.1f%% (on and control vs off)\n",
+        r, off / n, on / n, c / n, ((on + c) / 2 / off - 1) * 100 }'
+  fi
 done
 p99_report

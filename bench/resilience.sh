@@ -51,20 +51,7 @@ start_gateway
 gwpid=${pids[${#pids[@]}-1]}
 wait_for "http://127.0.0.1:$WG/plain" "http://127.0.0.1:$NG/plain"
 
-# The gateway's CPU time per request (perf's task-clock over the run), when perf is there: a
-# second view of the cost, less tied to how the load generator and the upstream share the
-# cores (on a 2-core VM its noise floor, plain vs control, was still 0.2-7% per run).
-cpu_us() {
-  perf stat -x, -e task-clock -p "$gwpid" -o "$work/perf" -- sleep "$DURATION" 2>/dev/null &
-  local pp=$! out n
-  out=$(wrk -t1 -c64 -d"${DURATION}s" "$1")
-  wait $pp
-  n=$(awk '/requests in/ {print $1}' <<<"$out")
-  awk -F, -v n="$n" '$3 == "task-clock" {printf "%.3f", $1 * 1000 / n}' "$work/perf"
-}
 declare -A cpu
-perf_ok=$(command -v perf >/dev/null && perf stat -e task-clock true >/dev/null 2>&1 && echo 1 || true)
-
 declare -A sum
 runs=("wg-plain $WG/plain" "wg-guarded $WG/guarded" "wg-control $WG/control" "wg-split $WG/split" "nginx-plain $NG/plain" "nginx-split $NG/split")
 for round in $(seq "$ROUNDS"); do
@@ -76,7 +63,7 @@ for round in $(seq "$ROUNDS"); do
   if [ -n "$perf_ok" ]; then
     for run in "wg-plain $WG/plain" "wg-guarded $WG/guarded" "wg-control $WG/control"; do
       set -- $run
-      c=$(cpu_us "http://127.0.0.1:$2")
+      c=$(cpu_us "$gwpid" "http://127.0.0.1:$2")
       cpu[$1]=$(awk -v a="${cpu[$1]:-0}" -v b="$c" 'BEGIN { print a + b }')
     done
   fi

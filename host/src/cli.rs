@@ -216,7 +216,21 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
 fn run(path: PathBuf) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let loaded = crate::source::load_now(&path)?;
-    let _log = crate::telemetry::init(&loaded.config.log);
+    let log = &loaded.config.log;
+    let _log = crate::telemetry::init(&log.level, log.format.json());
+    let access_file = log
+        .access_file
+        .as_deref()
+        .map(|f| loaded.resolve(std::path::Path::new(f)));
+    let _access = crate::telemetry::access::init(access_file.as_deref()).with_context(|| {
+        format!(
+            "cannot open the access log {}",
+            access_file
+                .as_deref()
+                .unwrap_or(std::path::Path::new("-"))
+                .display()
+        )
+    })?;
     // Every proxied request holds two sockets; the default soft limit (often 1024) is too low.
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => tracing::debug!(limit = n, "open file limit"),

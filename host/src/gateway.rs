@@ -80,6 +80,13 @@ pub async fn run(loaded: Loaded, started: std::time::Instant) -> Result<(), Star
         .collect();
     let shared = Shared::new(runtime, path, plugins, bound.clone());
     crate::reload::on_sighup(shared.clone()).map_err(StartError::Signals)?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(StartError::Signals)?;
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            tracing::info!("SIGUSR1: reopening the access log");
+            crate::telemetry::access::reopen();
+        }
+    });
     crate::reload::watch_etcd(shared.clone());
     if cfg.server.watch_config
         && let Err(e) = crate::reload::watch_files(shared.clone())

@@ -80,10 +80,11 @@ fn warn_restart_only(old: &Config, new: &Config) {
         || old.demo_backend != new.demo_backend
         || old.log.level != new.log.level
         || old.log.format != new.log.format
+        || old.log.access_file != new.log.access_file
         || old.store != new.store
     {
         tracing::warn!(
-            "listeners, admin, demo_backend, workers, log level/format and [store] change only at restart; the rest of the new config applies now"
+            "listeners, admin, demo_backend, workers, log level/format/access_file and [store] change only at restart; the rest of the new config applies now"
         );
     }
 }

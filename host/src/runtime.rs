@@ -13,6 +13,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::{self, ConfigError, ConfigErrors, Loaded};
 use crate::plugin::{Chain, Handler, Module, PluginHost};
 use crate::router::{PathMatch, RouteSpec, Router};
+use crate::telemetry::access;
 use crate::telemetry::requests::RouteStats;
 use crate::upstream::{HashSource, Mirror, Split, Upstream};
 
@@ -61,7 +62,8 @@ pub struct Runtime {
     pub modules: Vec<Arc<Module>>,
     /// By listener index; `None` for plain listeners.
     pub tls: Vec<Option<TlsAcceptor>>,
-    pub access_log: bool,
+    /// How access-log lines look, when there is an access log.
+    pub access: Option<Arc<access::Format>>,
     /// Requests are counted in the metrics (`[metrics] enabled`).
     pub metrics: bool,
     /// Some route's chain has a plugin with a log phase.
@@ -218,7 +220,7 @@ impl Runtime {
         crate::telemetry::metrics::count_requests(cfg.metrics.enabled);
         Ok(Runtime {
             generation,
-            access_log: cfg.log.access,
+            access: cfg.log.access.then(|| Arc::new(access_format(&cfg.log))),
             metrics: cfg.metrics.enabled,
             log_phase,
             body_read_timeout: cfg.server.body_read_timeout,
@@ -302,5 +304,21 @@ impl Shared {
 
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
+    }
+}
+
+fn access_format(log: &config::Log) -> access::Format {
+    let fields = match &log.access_fields {
+        Some(names) => names
+            .get_ref()
+            .iter()
+            .filter_map(|f| access::field_bit(f))
+            .fold(0, |all, bit| all | bit),
+        None => u32::MAX,
+    };
+    access::Format {
+        json: log.format.json(),
+        fields,
+        sample: log.access_sample,
     }
 }

@@ -3,6 +3,7 @@
 mod harness;
 mod jwt;
 
+mod access_log;
 mod authoring;
 mod balance;
 mod client_ip;

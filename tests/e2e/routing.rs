@@ -262,10 +262,10 @@ async fn forwarding_and_hop_by_hop_headers() {
     assert_eq!(line["upstream"], "up");
     assert_eq!(line["target_addr"], up.authority());
     assert_eq!(line["status"], 200);
-    assert_eq!(line["bytes"], body_len);
+    assert_eq!(line["response_bytes"], body_len);
     assert_eq!(line["method"], "GET");
     assert!(
-        line["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        line["duration_ms"].as_f64().is_some_and(|ms| ms > 0.0),
         "{line}"
     );
 

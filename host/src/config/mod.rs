@@ -332,6 +332,28 @@ fn validate(c: &Config, loc: &Locator) -> Vec<ConfigError> {
 
 /// What `run` would refuse or what would lock users out, refused by `check` and reload alike.
 fn validate_server(c: &Config, loc: &Locator, errs: &mut Vec<ConfigError>) {
+    if let Some(fields) = &c.log.access_fields {
+        for f in fields.get_ref() {
+            if crate::telemetry::access::field_bit(f).is_none() {
+                errs.push(loc.at(
+                    fields.span(),
+                    format!(
+                        "[log] access_fields: no field `{f}`; the fields are {}",
+                        crate::telemetry::access::FIELDS.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    if !(0.0..=1.0).contains(&c.log.access_sample) {
+        errs.push(loc.at(
+            0..0,
+            format!(
+                "[log] access_sample = {} is not a share: give 0.0 to 1.0 (0.1 logs one successful request in ten; errors are always logged)",
+                c.log.access_sample
+            ),
+        ));
+    }
     let s = &c.server;
     if c.routes.is_empty() && !s.allow_empty {
         errs.push(loc.at(

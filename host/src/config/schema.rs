@@ -239,14 +239,28 @@ pub struct Log {
     /// One line per request with route, upstream, status, latency and bytes.
     #[serde(default = "yes")]
     pub access: bool,
+    /// The access log's fields, in the order of the full list (default: all of them).
+    pub access_fields: Option<Spanned<Vec<String>>>,
+    /// Write the access log to this file instead of stdout; SIGUSR1 reopens it (logrotate).
+    pub access_file: Option<String>,
+    /// Share of requests answered below 400 that get an access-log line (errors always do).
+    #[serde(default = "all")]
+    pub access_sample: f64,
+}
+
+fn all() -> f64 {
+    1.0
 }
 
 impl Default for Log {
     fn default() -> Self {
         Log {
             level: default_log_level(),
-            format: LogFormat::Text,
+            format: LogFormat::Auto,
             access: true,
+            access_fields: None,
+            access_file: None,
+            access_sample: 1.0,
         }
     }
 }
@@ -269,9 +283,22 @@ impl Default for Metrics {
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
+    /// Text on a terminal, JSON otherwise (a pipe, a file, a log collector).
     #[default]
+    Auto,
     Text,
     Json,
+}
+
+impl LogFormat {
+    pub fn json(self) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            LogFormat::Json => true,
+            LogFormat::Text => false,
+            LogFormat::Auto => !std::io::stdout().is_terminal(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

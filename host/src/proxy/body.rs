@@ -9,15 +9,16 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::StatusCode;
 use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 
 use super::stall::StallTimer;
-use crate::plugin::{Chain, LogEntry};
+use crate::plugin::{Chain, Exchange, LogEntry};
+use crate::telemetry::access;
 use crate::telemetry::requests::{self, InFlight, RouteStats};
 use crate::upstream::{BoxError, Lease};
 
@@ -37,8 +38,14 @@ pub struct UpstreamStalled(std::time::Duration);
 /// What is known of one request when its response body ends: written to the access log and
 /// handed to the route's log phase.
 pub struct AccessRecord {
-    /// Write the access-log line.
-    pub access: bool,
+    /// Write an access-log line, looking like this.
+    pub access: Option<Arc<access::Format>>,
+    /// What the access log reads of the client's request head.
+    pub client_headers: Option<ClientHeaders>,
+    /// What the access log reads of the request context the chain left.
+    pub context: AccessContext,
+    /// The plugin that answered the request itself.
+    pub answered_by: Option<Box<str>>,
     pub start: Instant,
     pub method: http::Method,
     /// Path and query as the client sent them (shares the request's bytes).
@@ -64,10 +71,113 @@ pub struct AccessRecord {
     pub in_flight: Option<InFlight>,
 }
 
+/// Request headers the access log shows, kept before the chain and the upstream take the head
+/// (a header value is a shared buffer: keeping one copies nothing).
+pub struct ClientHeaders {
+    user_agent: Option<HeaderValue>,
+    request_id: Option<HeaderValue>,
+    traceparent: Option<HeaderValue>,
+}
+
+impl ClientHeaders {
+    pub fn of(format: &access::Format, h: &HeaderMap) -> Self {
+        let keep = |field: &str, name: &str| {
+            if format.wants(field) {
+                h.get(name).cloned()
+            } else {
+                None
+            }
+        };
+        ClientHeaders {
+            user_agent: keep("user_agent", "user-agent"),
+            request_id: keep("request_id", "x-request-id"),
+            traceparent: keep("trace_id", "traceparent"),
+        }
+    }
+}
+
+/// Context values the access log shows: what identity and request-id plugins set.
+#[derive(Default)]
+pub struct AccessContext {
+    request_id: Option<String>,
+    consumer: Option<String>,
+    traceparent: Option<String>,
+}
+
+impl AccessContext {
+    pub fn of(ex: &Exchange) -> Self {
+        let get = |k: &str| ex.context_value(k).map(str::to_string);
+        AccessContext {
+            request_id: get("request-id"),
+            consumer: get("consumer"),
+            traceparent: get("traceparent"),
+        }
+    }
+}
+
+/// The trace id of a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`).
+fn trace_id(traceparent: &str) -> Option<&str> {
+    let id = traceparent.split('-').nth(1)?;
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+}
+
 /// A chain with a log phase, and the request context the chain left.
 pub type LogPhase = (Arc<Chain>, Vec<(String, String)>);
 
 impl AccessRecord {
+    fn access_line(
+        &self,
+        format: &access::Format,
+        bytes: u64,
+        complete: bool,
+        elapsed: std::time::Duration,
+    ) -> String {
+        use access::Value::{Bool, Float, Num, Str};
+        let header = |pick: fn(&ClientHeaders) -> &Option<HeaderValue>| {
+            self.client_headers
+                .as_ref()
+                .and_then(|h| pick(h).as_ref())
+                .and_then(|v| v.to_str().ok())
+        };
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        let client = self.client.to_string();
+        let cx = &self.context;
+        let traceparent = cx
+            .traceparent
+            .as_deref()
+            .or_else(|| header(|h| &h.traceparent));
+        access::line(
+            format,
+            &[
+                ("client", Str(Some(&client))),
+                ("method", Str(Some(self.method.as_str()))),
+                ("path", Str(Some(self.target_pq.path()))),
+                ("status", Num(u64::from(self.status.as_u16()))),
+                ("route", Str(self.route.as_deref())),
+                ("upstream", Str(self.upstream.as_deref())),
+                ("target_addr", Str(self.target.as_deref())),
+                ("attempts", Num(u64::from(self.attempts))),
+                (
+                    "request_id",
+                    Str(cx
+                        .request_id
+                        .as_deref()
+                        .or_else(|| header(|h| &h.request_id))),
+                ),
+                ("trace_id", Str(traceparent.and_then(trace_id))),
+                ("consumer", Str(cx.consumer.as_deref())),
+                ("tenant", Str(self.tenant.as_deref())),
+                ("user_agent", Str(header(|h| &h.user_agent))),
+                ("answered_by", Str(self.answered_by.as_deref())),
+                ("request_bytes", Num(self.request_bytes)),
+                ("response_bytes", Num(bytes)),
+                ("duration_ms", Float(Some(ms(elapsed)))),
+                ("upstream_ms", Float(self.upstream_time.map(ms))),
+                ("complete", Bool(complete)),
+            ],
+        )
+    }
+
     fn finish(self: Box<Self>, bytes: u64, complete: bool) {
         let r = *self;
         let elapsed = r.start.elapsed();
@@ -82,22 +192,10 @@ impl AccessRecord {
                 response_bytes: bytes,
             });
         }
-        if r.access {
-            tracing::info!(
-                target: "access",
-                client = %r.client,
-                method = %r.method,
-                path = r.target_pq.path(),
-                route = r.route.as_deref().unwrap_or("-"),
-                upstream = r.upstream.as_deref().unwrap_or("-"),
-                target_addr = r.target.as_deref().unwrap_or("-"),
-                attempts = r.attempts,
-                tenant = r.tenant.as_deref().unwrap_or("-"),
-                status = r.status.as_u16(),
-                bytes,
-                complete,
-                latency_ms = elapsed.as_secs_f64() * 1000.0,
-            );
+        if let Some(format) = &r.access
+            && format.sampled(r.status.as_u16())
+        {
+            access::write(&r.access_line(format, bytes, complete, elapsed));
         }
         let Some((chain, context)) = r.log_phase else {
             return;

@@ -37,7 +37,7 @@ use crate::router::RequestView;
 use crate::runtime::{RouteTarget, Runtime};
 use crate::telemetry::requests::InFlight;
 use crate::upstream::{Body, HashSource, Target, Upstream};
-use body::AccessRecord;
+use body::{AccessContext, AccessRecord, ClientHeaders};
 
 /// Facts about the client connection a request arrived on.
 #[derive(Debug, Clone)]
@@ -66,9 +66,15 @@ pub async fn handle(
             ..conn
         }
     };
-    let mut record = (rt.access_log || rt.log_phase || rt.metrics).then(|| {
+    let mut record = (rt.access.is_some() || rt.log_phase || rt.metrics).then(|| {
         Box::new(AccessRecord {
-            access: rt.access_log,
+            access: rt.access.clone(),
+            client_headers: rt
+                .access
+                .as_deref()
+                .map(|a| ClientHeaders::of(a, req.headers())),
+            answered_by: None,
+            context: Default::default(),
             start: Instant::now(),
             method: req.method().clone(),
             target_pq: req
@@ -197,6 +203,9 @@ async fn forward(
     }
     if let Some(r) = record {
         r.tenant = ex.context_value("tenant").map(str::to_string);
+        if r.access.is_some() {
+            r.context = AccessContext::of(&ex);
+        }
         if chain.phases.contains(Phases::LOG) {
             r.log_phase = Some((chain.clone(), ex.context));
         }
@@ -224,6 +233,9 @@ async fn phases(
         let verdict;
         (ex, verdict) = Box::pin(chain.run(Phase::RequestHeaders, ex, all)).await;
         if let Verdict::Answer { reply, at } = verdict {
+            if let (Some(r), Some(step)) = (record, chain.steps.get(at)) {
+                r.answered_by = Some(step.name().into());
+            }
             return Box::pin(plugins::answered(chain, ex, plugins::from_reply(reply), at)).await;
         }
     }

@@ -1,6 +1,7 @@
 //! What the gateway tells its operators: logs (`logging`) and Prometheus metrics (`metrics`,
 //! with the resolved handles the request path updates).
 
+pub mod access;
 pub mod connections;
 pub mod kv;
 pub mod logging;
