@@ -61,4 +61,19 @@ fn invalid_configs_fail_with_their_golden_errors() {
 fn example_config_is_valid() {
     let (ok, stderr) = check(Path::new("gateway.toml"));
     assert!(ok, "gateway.toml: {stderr}");
+    // On success, what the config serves.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmgate"))
+        .current_dir(&root)
+        .args(["check", "-c", "gateway.toml"])
+        .output()
+        .expect("run wasmgate check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let text = std::fs::read_to_string(root.join("gateway.toml")).expect("gateway.toml");
+    let routes = text.matches("[[routes]]").count();
+    assert!(
+        stdout.starts_with("gateway.toml: ok: 1 listener(s), ")
+            && stdout.contains(&format!(", {routes} route(s), ")),
+        "{stdout}"
+    );
 }

@@ -104,8 +104,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => match check(&config) {
-            Ok(()) => {
-                println!("{}: ok", config.display());
+            Ok(summary) => {
+                println!("{}: ok: {summary}", config.display());
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -199,17 +199,47 @@ fn plugin(command: PluginCommand) -> anyhow::Result<()> {
 }
 
 /// Everything a start would do short of binding: parse, validate, compile the plugins and run
-/// their `init` with each route's config.
-fn check(path: &std::path::Path) -> anyhow::Result<()> {
-    let loaded = crate::source::load_now(path)?;
+/// their `init` with each route's config. Every error it can find, in one run: when the file
+/// has errors, its plugin files are still compiled, so a broken `.wasm` shows too. On success,
+/// what the config serves.
+fn check(path: &std::path::Path) -> anyhow::Result<String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async {
         let host = crate::plugin::PluginHost::new(Default::default(), None)?;
+        let loaded = match crate::source::load(path).await {
+            Ok(loaded) => loaded,
+            Err(mut errors) => {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                // A missing file is already an error of the config.
+                for (_, file, at) in crate::config::plugin_files(&text, path) {
+                    if !file.exists() {
+                        continue;
+                    }
+                    if let Err(why) = host.check_file(file).await {
+                        errors.0.push(crate::config::ConfigError {
+                            message: format!("{}: {why}", at.message),
+                            ..at
+                        });
+                    }
+                }
+                // In the file's order, however each phase found them.
+                errors.0.sort_by_key(|e| (e.file.clone(), e.line, e.column));
+                return Err(errors.into());
+            }
+        };
+        let cfg = &loaded.config;
+        let summary = format!(
+            "{} listener(s), {} route(s), {} upstream(s), {} plugin(s)",
+            cfg.listeners.len(),
+            cfg.routes.len(),
+            cfg.upstreams.len(),
+            cfg.plugins.len()
+        );
         crate::runtime::Runtime::build(loaded, None, 0, &host).await?;
-        Ok(())
+        Ok(summary)
     })
 }
 

@@ -235,6 +235,27 @@ async fn a_scrape_counts_requests_targets_plugins_and_reloads_and_passes_promtoo
         Some(1.0),
         "{m}"
     );
+    // The same, as the admin's `/plugins` lists it.
+    let plugins = get(&gw.admin_url("/plugins"))
+        .await
+        .expect("plugins")
+        .json();
+    let count = &plugins["count"];
+    assert_eq!(count["sha256"], sha.as_str(), "{plugins}");
+    assert_eq!(count["kind"], "plugin");
+    assert_eq!(count["routes"], serde_json::json!(["counted"]));
+    assert_eq!(count["calls"], 2);
+    assert_eq!(count["failures"], 0);
+    assert!(
+        count["instances"].as_u64().is_some_and(|n| n >= 1),
+        "{plugins}"
+    );
+    assert!(
+        count["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("count.wasm")),
+        "{plugins}"
+    );
     // The plugin's own counter, with `_total` added and HELP.
     assert_eq!(
         value(&m, "wasmgate_plugin_requests_total", &["plugin=\"count\""]),

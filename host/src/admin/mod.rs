@@ -3,6 +3,7 @@
 
 mod guard;
 mod metrics;
+mod plugins;
 mod redact;
 
 use std::convert::Infallible;
@@ -61,6 +62,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
             json!({ "status": "ready", "generation": rt.generation, "listeners": shared.listeners }),
         ),
         (&Method::GET, "/routes") => reply(StatusCode::OK, routes(&rt.loaded.config)),
+        (&Method::GET, "/plugins") => reply(StatusCode::OK, plugins::list(&rt)),
         (&Method::GET, "/version") => reply(
             StatusCode::OK,
             json!({ "version": env!("CARGO_PKG_VERSION"), "generation": rt.generation }),
@@ -104,7 +106,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         },
         _ => crate::error::problem(
             StatusCode::NOT_FOUND,
-            "admin endpoints: GET /healthz, /readyz, /config, /upstreams, /metrics; POST /reload",
+            "admin endpoints: GET /healthz, /readyz, /version, /config, /routes, /plugins, /upstreams, /metrics; POST /reload",
         ),
     }
 }

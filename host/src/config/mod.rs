@@ -3,8 +3,10 @@
 
 mod error;
 mod etcd_source;
+mod partial;
 mod schema;
 mod secrets;
+mod syntax;
 #[cfg(test)]
 mod tests;
 mod types;
@@ -92,6 +94,39 @@ pub fn etcd_source(text: &str) -> Option<EtcdConfig> {
         .filter(|e| e.config_prefix.is_some())
 }
 
+/// The plugin files a config text names (`[plugins.NAME] file`), each with an error maker
+/// that points at its `file` key: `check` compiles them even when the rest of the file has
+/// errors, so a broken `.wasm` shows in the same run. Empty when the text does not parse.
+pub fn plugin_files(text: &str, path: &Path) -> Vec<(String, PathBuf, ConfigError)> {
+    let Ok(doc) = toml::de::DeTable::parse(text) else {
+        return Vec::new();
+    };
+    let loc = Locator {
+        file: path,
+        text,
+        origins: &[],
+    };
+    let Some(toml::de::DeValue::Table(plugins)) = doc.get_ref().get("plugins").map(|v| v.get_ref())
+    else {
+        return Vec::new();
+    };
+    plugins
+        .iter()
+        .filter_map(|(name, def)| {
+            let toml::de::DeValue::Table(def) = def.get_ref() else {
+                return None;
+            };
+            let file = def.get("file")?;
+            let file_str = file.get_ref().as_str()?;
+            Some((
+                name.get_ref().to_string(),
+                resolve(path, Path::new(file_str)),
+                loc.at(file.span(), format!("plugin `{}`", name.get_ref())),
+            ))
+        })
+        .collect()
+}
+
 /// Parses and validates config text; `path` names the file in errors and anchors relative paths.
 pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigErrors> {
     parse_with(text, path, Vec::new())
@@ -117,11 +152,13 @@ fn parse_with(text: &str, path: &Path, origins: Vec<Origin>) -> Result<Loaded, C
         text,
         origins: &origins,
     };
-    let toml_error = |e: toml::de::Error| {
-        let span = e.span().unwrap_or(0..0);
-        ConfigErrors(vec![loc.at(span, e.message().trim_end().to_string())])
-    };
-    let mut doc = toml::de::DeTable::parse(text).map_err(toml_error)?;
+    let toml_error =
+        |e: &toml::de::Error| loc.at(e.span().unwrap_or(0..0), e.message().trim_end().to_string());
+    // The first syntax error only: past one, the parser's guesses at the rest mislead.
+    let mut doc = toml::de::DeTable::parse(text).map_err(|e| {
+        let (span, why) = syntax::explain(text, e.span().unwrap_or(0..0), e.message());
+        ConfigErrors(vec![loc.at(span, why)])
+    })?;
     let secrets = secrets::resolve(doc.get_mut(), path).map_err(|errs| {
         ConfigErrors(
             errs.into_iter()
@@ -129,18 +166,39 @@ fn parse_with(text: &str, path: &Path, origins: Vec<Origin>) -> Result<Loaded, C
                 .collect(),
         )
     })?;
-    let config = Config::deserialize(toml::de::Deserializer::from(doc)).map_err(toml_error)?;
-    let errors = validate(&config, &loc);
-    if errors.is_empty() {
-        Ok(Loaded {
+    // A value of the wrong type stops serde at the first; the entry holding it is set aside
+    // and the rest read again, so one run reports every such error.
+    let mut errors = Vec::new();
+    let mut set_aside = partial::SetAside::default();
+    let config = loop {
+        match Config::deserialize(toml::de::Deserializer::from(doc.clone())) {
+            Ok(config) => break Some(config),
+            Err(e) => {
+                errors.push(toml_error(&e));
+                let at = e.span().unwrap_or(0..0);
+                if errors.len() >= partial::MAX_ERRORS || !set_aside.remove(doc.get_mut(), &at) {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some(config) = &config {
+        let mistyped = !errors.is_empty();
+        errors.extend(
+            validate(config, &loc)
+                .into_iter()
+                .filter(|e| !set_aside.explains(&e.message, mistyped)),
+        );
+    }
+    match config {
+        Some(config) if errors.is_empty() => Ok(Loaded {
             config,
             path: path.to_path_buf(),
             text: text.into(),
             secrets: secrets.into(),
             origins: origins.into(),
-        })
-    } else {
-        Err(ConfigErrors(errors))
+        }),
+        _ => Err(ConfigErrors(errors)),
     }
 }
 

@@ -138,6 +138,27 @@ impl PluginHost {
 
     /// Compiles and initializes the plugins of `loaded`. `previous` modules with unchanged
     /// content are reused as they are.
+    /// Compiles one plugin file as `load` would (no cache), for `check`: why it cannot be
+    /// used, if it cannot.
+    pub async fn check_file(self: &Arc<Self>, path: PathBuf) -> Result<(), String> {
+        let host = self.clone();
+        tokio::task::spawn_blocking(move || {
+            Module::load(
+                &host.engine,
+                &host.linkers,
+                matches!(host.store, Store::Redis(_)),
+                None,
+                host.compiler.as_deref(),
+                &path,
+                &[],
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("loading failed: {e}")))
+    }
+
     pub async fn load(
         self: &Arc<Self>,
         loaded: &Loaded,

@@ -1,6 +1,7 @@
 //! One entry of a route's chain: a module with its route-specific config, and the pool of live
 //! instances that already ran `init` with that config.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -28,6 +29,9 @@ pub struct Step {
     log: Option<mpsc::Sender<LogEntry>>,
     /// By phase, resolved at the phase's first call.
     stats: [OnceLock<CallStats>; 4],
+    /// Calls and failed calls so far, for the admin's `/plugins` (metrics on or off).
+    calls: AtomicU64,
+    failures: AtomicU64,
 }
 
 /// Log entries waiting for a plugin's log phase; beyond this they are dropped and counted.
@@ -62,11 +66,21 @@ impl Step {
             idle,
             log,
             stats: Default::default(),
+            calls: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
         })
     }
 
     pub fn name(&self) -> &str {
         &self.env.name
+    }
+
+    /// Calls so far, and how many of them failed.
+    pub fn calls(&self) -> (u64, u64) {
+        (
+            self.calls.load(Ordering::Relaxed),
+            self.failures.load(Ordering::Relaxed),
+        )
     }
 
     /// Live instances kept for the next calls.
@@ -83,10 +97,18 @@ impl Step {
     ) -> (Box<Exchange>, Result<Action, Failure>) {
         let mut live = match self.instance().await {
             Ok(l) => l,
-            Err(failure) => return (ex, Err(failure)),
+            Err(failure) => {
+                self.calls.fetch_add(1, Ordering::Relaxed);
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                return (ex, Err(failure));
+            }
         };
         let started = Instant::now();
         let (ex, result) = live.call(phase, ex).await;
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if result.is_err() {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
         if counting_requests() {
             self.stats[phase as usize]
                 .get_or_init(|| CallStats::new(self.name(), &self.route, phase.name()))
