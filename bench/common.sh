@@ -92,3 +92,12 @@ cpu_us() { # PID URL: prints microseconds of PID's CPU per request during a wrk 
   n=$(awk '/requests in/ {print $1}' <<<"$out")
   awk -F, -v n="$n" '$3 == "task-clock" {printf "%.3f", $1 * 1000 / n}' "$work/perf"
 }
+
+# The 3 light plugins of the `/chain` routes (set-context -> headers -> deny, which lets the
+# request through): each reads or writes headers or the context. Their [plugins.*] tables
+# are set-context, headers and deny.
+LIGHT_CHAIN='[
+  { name = "set-context", config = { key = "consumer", from_header = "x-user" } },
+  { name = "headers", config = { from_context = { x-consumer = "consumer" }, request = { set = { x-gateway = "wasmgate" } } } },
+  { name = "deny", config = { when_header = "x-blocked" } },
+]'

@@ -37,11 +37,7 @@ upstream = "up"
 [[routes]]
 path_prefix = "/chain"
 upstream = "up"
-plugins = [
-  { name = "set-context", config = { key = "consumer", from_header = "x-user" } },
-  { name = "headers", config = { from_context = { x-consumer = "consumer" }, request = { set = { x-gateway = "wasmgate" } } } },
-  { name = "deny", config = { when_header = "x-blocked" } },
-]
+plugins = $LIGHT_CHAIN
 CONF
   "$GW" run -c "$work/$1.toml" > "$work/$1.log" 2>&1 &
   pids+=($!)

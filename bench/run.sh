@@ -159,11 +159,7 @@ plugins = [$REQUEST_ID, $JWT, $ACL, $RATE_LIMIT]
 [[routes]]
 path_prefix = "/chain"
 upstream = "up"
-plugins = [
-  { name = "set-context", config = { key = "consumer", from_header = "x-user" } },
-  { name = "headers", config = { from_context = { x-consumer = "consumer" }, request = { set = { x-gateway = "wasmgate" } } } },
-  { name = "deny", config = { when_header = "x-blocked" } },
-]
+plugins = $LIGHT_CHAIN
 CONF
 "$GW" run -c "$work/gateway.toml" > "$work/gateway.log" 2>&1 &
 pids+=($!)

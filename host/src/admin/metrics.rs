@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::runtime::Shared;
+use crate::telemetry::histogram::write_labels;
 use crate::upstream::breaker::Breaker;
 
 pub fn render(shared: &Shared) -> Option<String> {
@@ -147,25 +148,7 @@ impl<'a> Families<'a> {
 
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                let _ = write!(self.out, "{k}=\"");
-                for c in v.chars() {
-                    match c {
-                        '\\' => self.out.push_str("\\\\"),
-                        '"' => self.out.push_str("\\\""),
-                        '\n' => self.out.push_str("\\n"),
-                        c => self.out.push(c),
-                    }
-                }
-                self.out.push('"');
-            }
-            self.out.push('}');
-        }
+        write_labels(self.out, labels.iter().copied(), None);
         let _ = writeln!(self.out, " {value}");
     }
 }

@@ -98,36 +98,26 @@ pub fn line(format: &Format, values: &[(&str, Value<'_>)]) -> String {
         }
         if format.json {
             let _ = write!(out, ",\"{name}\":");
-            match value {
-                Value::Str(Some(s)) => json_string(&mut out, s),
-                Value::Str(None) | Value::Float(None) => out.push_str("null"),
-                Value::Num(n) => {
-                    let _ = write!(out, "{n}");
-                }
-                Value::Float(Some(f)) => {
-                    let _ = write!(out, "{f:.3}");
-                }
-                Value::Bool(b) => {
-                    let _ = write!(out, "{b}");
-                }
-            }
         } else {
             let _ = write!(out, " {name}=");
-            match value {
-                Value::Str(Some(s)) if !s.is_empty() && s.bytes().all(plain) => out.push_str(s),
-                Value::Str(Some(s)) => {
-                    let _ = write!(out, "{s:?}");
-                }
-                Value::Str(None) | Value::Float(None) => out.push('-'),
-                Value::Num(n) => {
-                    let _ = write!(out, "{n}");
-                }
-                Value::Float(Some(f)) => {
-                    let _ = write!(out, "{f:.3}");
-                }
-                Value::Bool(b) => {
-                    let _ = write!(out, "{b}");
-                }
+        }
+        match value {
+            Value::Str(Some(s)) if format.json => json_string(&mut out, s),
+            Value::Str(Some(s)) if !s.is_empty() && s.bytes().all(plain) => out.push_str(s),
+            Value::Str(Some(s)) => {
+                let _ = write!(out, "{s:?}");
+            }
+            Value::Str(None) | Value::Float(None) => {
+                out.push_str(if format.json { "null" } else { "-" });
+            }
+            Value::Num(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Value::Float(Some(f)) => {
+                let _ = write!(out, "{f:.3}");
+            }
+            Value::Bool(b) => {
+                let _ = write!(out, "{b}");
             }
         }
     }

@@ -1,9 +1,11 @@
 //! Metrics of the plugins' key-value operations, by backend and operation.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use metrics::{Counter, Histogram};
+use metrics::Counter;
+
+use super::histogram::{self, Histogram};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Op {
@@ -21,7 +23,7 @@ pub struct KvStats {
     backend: &'static str,
     /// By operation and result.
     ops: [[OnceLock<Counter>; 3]; 5],
-    durations: [OnceLock<Histogram>; 5],
+    durations: [OnceLock<Arc<Histogram>>; 5],
 }
 
 impl KvStats {
@@ -44,9 +46,15 @@ impl KvStats {
             .increment(1);
         self.durations[o]
             .get_or_init(|| {
-                metrics::histogram!("wasmgate_kv_operation_duration_seconds", "backend" => self.backend, "op" => OPS[o])
+                histogram::get(
+                    "wasmgate_kv_operation_duration_seconds",
+                    vec![
+                        ("backend", self.backend.to_string()),
+                        ("op", OPS[o].to_string()),
+                    ],
+                )
             })
-            .record(took.as_secs_f64());
+            .record(took);
     }
 }
 

@@ -5,14 +5,9 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use metrics::{describe_counter, describe_gauge, describe_histogram};
+use metrics::{describe_counter, describe_gauge};
 
 static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
-
-/// Latency buckets, in seconds: 0.5 ms to 10 s.
-const BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
 
 enum Kind {
     Counter,
@@ -159,7 +154,7 @@ const FAMILIES: &[(&str, Kind, &str)] = &[
 /// handle taken earlier writes nowhere.
 pub fn init() {
     let built = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets(BUCKETS)
+        .set_buckets(&super::histogram::BUCKETS)
         .and_then(|b| b.install_recorder());
     let handle = match built {
         Ok(handle) => handle,
@@ -181,7 +176,8 @@ pub fn init() {
         match kind {
             Kind::Counter => describe_counter!(*name, *help),
             Kind::Gauge => describe_gauge!(*name, *help),
-            Kind::Histogram => describe_histogram!(*name, *help),
+            // Ours (`histogram.rs`), rendered with their HELP by `render`.
+            Kind::Histogram => {}
         }
     }
     metrics::gauge!("wasmgate_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
@@ -201,7 +197,19 @@ pub fn counting_requests() -> bool {
 
 /// The Prometheus text exposition of every metric, if metrics are on.
 pub fn render() -> Option<String> {
-    HANDLE.get().map(|h| h.render())
+    let mut out = HANDLE.get()?.render();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    super::histogram::render(&mut out, help);
+    Some(out)
+}
+
+fn help(name: &str) -> &'static str {
+    FAMILIES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map_or("A wasmgate histogram.", |(_, _, help)| help)
 }
 
 /// The status class label of a status code.

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod connections;
+pub mod histogram;
 pub mod kv;
 pub mod logging;
 pub mod metrics;

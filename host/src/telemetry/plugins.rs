@@ -2,11 +2,15 @@
 
 use std::time::Duration;
 
-use metrics::{Counter, Histogram};
+use std::sync::Arc;
+
+use metrics::Counter;
+
+use super::histogram::{self, Histogram};
 
 pub struct CallStats {
     calls: Counter,
-    duration: Histogram,
+    duration: Arc<Histogram>,
 }
 
 impl CallStats {
@@ -18,12 +22,15 @@ impl CallStats {
         ];
         CallStats {
             calls: metrics::counter!("wasmgate_plugin_calls_total", &labels),
-            duration: metrics::histogram!("wasmgate_plugin_call_duration_seconds", &labels),
+            duration: histogram::get(
+                "wasmgate_plugin_call_duration_seconds",
+                labels.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            ),
         }
     }
 
     pub fn record(&self, took: Duration) {
         self.calls.increment(1);
-        self.duration.record(took.as_secs_f64());
+        self.duration.record(took);
     }
 }

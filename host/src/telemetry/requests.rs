@@ -7,8 +7,9 @@ use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
 use http::Method;
-use metrics::{Counter, Gauge, Histogram};
+use metrics::{Counter, Gauge};
 
+use super::histogram::{self, Histogram};
 use super::metrics::{CLASSES, class_index};
 
 const METHODS: [&str; 8] = [
@@ -34,17 +35,23 @@ struct ToUpstream {
     upstream: Arc<str>,
     /// By method and status class; 4xx and 5xx go by code instead.
     requests: [[OnceLock<Counter>; 3]; 8],
-    duration: Histogram,
+    duration: Arc<Histogram>,
+}
+
+fn duration(route: &str, upstream: &str) -> Arc<Histogram> {
+    histogram::get(
+        "wasmgate_http_request_duration_seconds",
+        vec![
+            ("route", route.to_string()),
+            ("upstream", upstream.to_string()),
+        ],
+    )
 }
 
 impl ToUpstream {
     fn new(route: &Arc<str>, upstream: Arc<str>) -> Self {
         ToUpstream {
-            duration: metrics::histogram!(
-                "wasmgate_http_request_duration_seconds",
-                "route" => route.to_string(),
-                "upstream" => upstream.to_string(),
-            ),
+            duration: duration(route, &upstream),
             upstream,
             requests: Default::default(),
         }
@@ -111,15 +118,9 @@ impl RouteStats {
                 metrics::counter!("wasmgate_http_requests_total", &labels).increment(1);
             }
         }
-        let secs = done.elapsed.as_secs_f64();
         match to {
-            Some(to) => to.duration.record(secs),
-            None => metrics::histogram!(
-                "wasmgate_http_request_duration_seconds",
-                "route" => self.route.to_string(),
-                "upstream" => upstream.to_string(),
-            )
-            .record(secs),
+            Some(to) => to.duration.record(done.elapsed),
+            None => duration(&self.route, upstream).record(done.elapsed),
         }
         if done.request_bytes > 0 {
             self.request_bytes.increment(done.request_bytes);

@@ -3,7 +3,11 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{Counter, Histogram};
+use std::sync::Arc;
+
+use metrics::Counter;
+
+use super::histogram::{self, Histogram};
 
 use super::metrics::{CLASSES, class_index};
 
@@ -35,16 +39,18 @@ pub struct TargetStats {
     target: String,
     responses: [OnceLock<Counter>; 5],
     failures: [OnceLock<Counter>; 3],
-    duration: Histogram,
+    duration: Arc<Histogram>,
 }
 
 impl TargetStats {
     pub fn new(upstream: &str, target: &str) -> Self {
         TargetStats {
-            duration: metrics::histogram!(
+            duration: histogram::get(
                 "wasmgate_upstream_request_duration_seconds",
-                "upstream" => upstream.to_string(),
-                "target" => target.to_string(),
+                vec![
+                    ("upstream", upstream.to_string()),
+                    ("target", target.to_string()),
+                ],
             ),
             upstream: upstream.to_string(),
             target: target.to_string(),
@@ -55,7 +61,7 @@ impl TargetStats {
 
     /// Counts one try: its response's status, or how it failed.
     pub fn record(&self, outcome: Result<u16, TryFailure>, took: Duration) {
-        self.duration.record(took.as_secs_f64());
+        self.duration.record(took);
         let counter = match outcome {
             Ok(status) => {
                 let class = class_index(status);
