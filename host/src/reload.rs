@@ -40,15 +40,17 @@ async fn reload_if(
         }
         Err(e) => Err(e),
     };
-    count_reload(built.is_ok());
     match built {
         Ok(rt) => {
             let generation = rt.generation;
             shared.current.store(Arc::new(rt));
+            shared.reloads.record(generation, Vec::new());
             tracing::info!(generation, path = %shared.config_path.display(), "config reloaded");
             Ok(generation)
         }
         Err(errors) => {
+            let said = errors.0.iter().map(ToString::to_string).collect();
+            shared.reloads.record(old.generation, said);
             for e in &errors.0 {
                 tracing::error!(
                     "config reload refused, keeping generation {}: {e}",
@@ -230,14 +232,4 @@ pub fn watch_etcd(shared: Arc<Shared>) {
             let _ = reload_if_changed(&shared).await;
         }
     });
-}
-
-fn count_reload(applied: bool) {
-    let result = if applied { "success" } else { "failure" };
-    metrics::counter!("wasmgate_config_reloads_total", "result" => result).increment(1);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    metrics::gauge!("wasmgate_config_last_reload_timestamp_seconds").set(now);
-    metrics::gauge!("wasmgate_config_last_reload_success").set(f64::from(u8::from(applied)));
 }

@@ -279,6 +279,8 @@ pub struct Shared {
     pub listeners: Vec<std::net::SocketAddr>,
     draining: AtomicBool,
     pub(crate) reload_lock: tokio::sync::Mutex<()>,
+    /// The last reloads tried, with their errors.
+    pub reloads: crate::telemetry::reloads::History,
 }
 
 impl Shared {
@@ -295,6 +297,7 @@ impl Shared {
             listeners,
             draining: AtomicBool::new(false),
             reload_lock: tokio::sync::Mutex::new(()),
+            reloads: Default::default(),
         })
     }
 

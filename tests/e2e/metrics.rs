@@ -321,6 +321,21 @@ async fn a_scrape_counts_requests_targets_plugins_and_reloads_and_passes_promtoo
         Some(0.0)
     );
     assert_eq!(value(&m, "wasmgate_config_generation", &[]), Some(2.0));
+    // The admin keeps the reloads, newest first, the refused one with its error.
+    let reloads = get(&gw.admin_url("/reloads"))
+        .await
+        .expect("reloads")
+        .json();
+    assert_eq!(reloads[0]["applied"], false, "{reloads}");
+    assert_eq!(reloads[0]["generation"], 2);
+    assert!(
+        reloads[0]["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("nowhere")),
+        "{reloads}"
+    );
+    assert_eq!(reloads[1]["applied"], true);
+    assert_eq!(reloads[1]["generation"], 2);
     // Counts carry on across reloads.
     assert_eq!(
         value(&m, req, &["route=\"plain\"", "method=\"GET\""]),

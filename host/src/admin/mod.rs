@@ -63,6 +63,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         ),
         (&Method::GET, "/routes") => reply(StatusCode::OK, routes(&rt.loaded.config)),
         (&Method::GET, "/plugins") => reply(StatusCode::OK, plugins::list(&rt)),
+        (&Method::GET, "/reloads") => reply(StatusCode::OK, json!(shared.reloads.list())),
         (&Method::GET, "/version") => reply(
             StatusCode::OK,
             json!({ "version": env!("CARGO_PKG_VERSION"), "generation": rt.generation }),
@@ -106,7 +107,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         },
         _ => crate::error::problem(
             StatusCode::NOT_FOUND,
-            "admin endpoints: GET /healthz, /readyz, /version, /config, /routes, /plugins, /upstreams, /metrics; POST /reload",
+            "admin endpoints: GET /healthz, /readyz, /version, /config, /routes, /plugins, /reloads, /upstreams, /metrics; POST /reload",
         ),
     }
 }

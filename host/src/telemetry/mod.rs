@@ -8,6 +8,7 @@ pub mod kv;
 pub mod logging;
 pub mod metrics;
 pub mod plugins;
+pub mod reloads;
 pub mod requests;
 pub mod targets;
 

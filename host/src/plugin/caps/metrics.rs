@@ -16,8 +16,26 @@ fn clean(name: &str) -> String {
         .collect()
 }
 
+/// Names of the gateway's own plugin families, which a plugin's metric must not take.
+const RESERVED: &[&str] = &[
+    "calls",
+    "calls_total",
+    "call_duration_seconds",
+    "failures",
+    "failures_total",
+    "log_dropped",
+    "log_dropped_total",
+    "instances",
+    "info",
+];
+
 fn metric_name(name: &str) -> String {
-    format!("wasmgate_plugin_{}", clean(name))
+    let name = clean(name);
+    if RESERVED.contains(&name.as_str()) {
+        format!("wasmgate_plugin_own_{name}")
+    } else {
+        format!("wasmgate_plugin_{name}")
+    }
 }
 
 /// Gives a plugin's metric a HELP line the first time it is written (Prometheus tools expect
@@ -84,5 +102,23 @@ impl Host for HostState {
         let name = metric_name(&name);
         describe(&name, &self.env.name, true);
         metrics::histogram!(name, self.metric_labels(l)).record(value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plugin_metric_cannot_take_a_gateway_family() {
+        assert_eq!(
+            metric_name("hits-per.route"),
+            "wasmgate_plugin_hits_per_route"
+        );
+        assert_eq!(metric_name("failures"), "wasmgate_plugin_own_failures");
+        assert_eq!(
+            metric_name("calls_total"),
+            "wasmgate_plugin_own_calls_total"
+        );
     }
 }
