@@ -376,6 +376,15 @@ async fn admin_needs_its_token_refuses_foreign_origins_and_hides_secrets() {
         admin("GET", "/config", &[]).await.expect("config").status,
         401
     );
+    // The dashboard page opens without the token (it holds no data; its calls send the token
+    // from the page's #token= fragment), and the data it reads still needs it.
+    let page = admin("GET", "/dashboard", &[]).await.expect("dashboard");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("<table id=\"routes\">"));
+    assert_eq!(
+        admin("GET", "/routes", &[]).await.expect("routes").status,
+        401
+    );
     let foreign = admin(
         "POST",
         "/reload",

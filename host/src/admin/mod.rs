@@ -64,6 +64,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         (&Method::GET, "/routes") => reply(StatusCode::OK, routes(&rt.loaded.config)),
         (&Method::GET, "/plugins") => reply(StatusCode::OK, plugins::list(&rt)),
         (&Method::GET, "/reloads") => reply(StatusCode::OK, json!(shared.reloads.list())),
+        (&Method::GET, "/dashboard") => dashboard(),
         (&Method::GET, "/version") => reply(
             StatusCode::OK,
             json!({ "version": env!("CARGO_PKG_VERSION"), "generation": rt.generation }),
@@ -107,7 +108,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         },
         _ => crate::error::problem(
             StatusCode::NOT_FOUND,
-            "admin endpoints: GET /healthz, /readyz, /version, /config, /routes, /plugins, /reloads, /upstreams, /metrics; POST /reload",
+            "admin endpoints: GET /healthz, /readyz, /version, /config, /routes, /plugins, /reloads, /upstreams, /metrics, /dashboard; POST /reload",
         ),
     }
 }
@@ -138,6 +139,26 @@ fn upstream_state(u: &crate::upstream::Upstream) -> serde_json::Value {
         "targets": targets,
         "breaker": u.breaker.as_ref().map(breaker),
     })
+}
+
+/// A page over the other endpoints (routes, upstreams, reloads, rates and latency from
+/// `/metrics`), polled every 2 s; no build step, no outside resource.
+fn dashboard() -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(
+        include_str!("dashboard.html").as_bytes(),
+    )));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        http::HeaderValue::from_static(
+            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+        ),
+    );
+    r
 }
 
 fn reply(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
