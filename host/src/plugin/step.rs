@@ -103,13 +103,13 @@ impl Step {
                 return (ex, Err(failure));
             }
         };
-        let started = Instant::now();
+        let started = counting_requests().then(Instant::now);
         let (ex, result) = live.call(phase, ex).await;
         self.calls.fetch_add(1, Ordering::Relaxed);
         if result.is_err() {
             self.failures.fetch_add(1, Ordering::Relaxed);
         }
-        if counting_requests() {
+        if let Some(started) = started {
             self.stats[phase as usize]
                 .get_or_init(|| CallStats::new(self.name(), &self.route, phase.name()))
                 .record(started.elapsed());

@@ -61,8 +61,6 @@ pub struct AccessRecord {
     pub upstream_time: Option<std::time::Duration>,
     /// The request body's declared length.
     pub request_bytes: u64,
-    /// The identity's tenant, when a plugin set one.
-    pub tenant: Option<String>,
     /// The chain whose log phase runs, with the request context it left.
     pub log_phase: Option<LogPhase>,
     /// Count the request in the metrics: in its route's series, or the unrouted ones.
@@ -101,6 +99,7 @@ impl ClientHeaders {
 pub struct AccessContext {
     request_id: Option<String>,
     consumer: Option<String>,
+    tenant: Option<String>,
     traceparent: Option<String>,
 }
 
@@ -110,6 +109,7 @@ impl AccessContext {
         AccessContext {
             request_id: get("request-id"),
             consumer: get("consumer"),
+            tenant: get("tenant"),
             traceparent: get("traceparent"),
         }
     }
@@ -166,7 +166,7 @@ impl AccessRecord {
                 ),
                 ("trace_id", Str(traceparent.and_then(trace_id))),
                 ("consumer", Str(cx.consumer.as_deref())),
-                ("tenant", Str(self.tenant.as_deref())),
+                ("tenant", Str(cx.tenant.as_deref())),
                 ("user_agent", Str(header(|h| &h.user_agent))),
                 ("answered_by", Str(self.answered_by.as_deref())),
                 ("request_bytes", Num(self.request_bytes)),

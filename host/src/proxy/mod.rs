@@ -90,7 +90,6 @@ pub async fn handle(
             status: http::StatusCode::OK,
             upstream_time: None,
             request_bytes: req.body().size_hint().exact().unwrap_or(0),
-            tenant: None,
             log_phase: None,
             metrics: rt.metrics,
             stats: None,
@@ -202,7 +201,6 @@ async fn forward(
         result = result.map(|r| compress::apply(c, accept.as_ref(), r));
     }
     if let Some(r) = record {
-        r.tenant = ex.context_value("tenant").map(str::to_string);
         if r.access.is_some() {
             r.context = AccessContext::of(&ex);
         }
