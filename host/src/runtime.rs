@@ -15,6 +15,7 @@ use crate::plugin::{Chain, Handler, Module, PluginHost};
 use crate::router::{PathMatch, RouteSpec, Router};
 use crate::telemetry::access;
 use crate::telemetry::requests::RouteStats;
+use crate::telemetry::traces::Tracer;
 use crate::upstream::{HashSource, Mirror, Split, Upstream};
 
 /// What a matched route leads to.
@@ -66,6 +67,8 @@ pub struct Runtime {
     pub access: Option<Arc<access::Format>>,
     /// Requests are counted in the metrics (`[metrics] enabled`).
     pub metrics: bool,
+    /// Requests are traced (`[tracing]`).
+    pub tracer: Option<Arc<Tracer>>,
     /// Some route's chain has a plugin with a log phase.
     pub log_phase: bool,
     /// Longest pause between two reads of a client's request body.
@@ -217,8 +220,22 @@ impl Runtime {
             });
         }
 
+        // An unchanged `[tracing]` keeps its exporter and queue.
+        let tracer = match &cfg.tracing {
+            Some(t) => Some(
+                match previous
+                    .and_then(|p| p.tracer.clone())
+                    .filter(|old| old.config == *t.get_ref())
+                {
+                    Some(same) => same,
+                    None => Tracer::start(t.get_ref()).map_err(|e| fail(e.to_string()))?,
+                },
+            ),
+            None => None,
+        };
         crate::telemetry::metrics::count_requests(cfg.metrics.enabled);
         Ok(Runtime {
+            tracer,
             generation,
             access: cfg.log.access.then(|| Arc::new(access_format(&cfg.log))),
             metrics: cfg.metrics.enabled,

@@ -25,6 +25,7 @@ mod protocols;
 mod resilience;
 mod routing;
 mod seeds;
+mod traces;
 mod traffic;
 mod transform;
 mod validation;

@@ -412,6 +412,9 @@ fn validate_server(c: &Config, loc: &Locator, errs: &mut Vec<ConfigError>) {
             ),
         ));
     }
+    if let Some(t) = &c.tracing {
+        validate_tracing(t, loc, errs);
+    }
     let s = &c.server;
     if c.routes.is_empty() && !s.allow_empty {
         errs.push(loc.at(
@@ -482,6 +485,47 @@ fn validate_server(c: &Config, loc: &Locator, errs: &mut Vec<ConfigError>) {
 /// Bounds of `[server] max_header_size`: hyper buffers at least 8 KiB per connection anyway.
 pub const MIN_HEADER_SIZE: usize = 8 << 10;
 const MAX_HEADER_SIZE: usize = 1 << 20;
+
+fn validate_tracing(t: &toml::Spanned<Tracing>, loc: &Locator, errs: &mut Vec<ConfigError>) {
+    let span = t.span();
+    let t = t.get_ref();
+    match t.endpoint.parse::<http::Uri>() {
+        Ok(u) if u.scheme_str() == Some("http") && u.authority().is_some() => {}
+        Ok(u) if u.scheme_str() == Some("https") => errs.push(loc.at(
+            span.clone(),
+            format!("[tracing] endpoint `{}`: only plain http is supported; point it at a local collector or agent (http://127.0.0.1:4318/v1/traces) that forwards over TLS", t.endpoint),
+        )),
+        _ => errs.push(loc.at(
+            span.clone(),
+            format!("[tracing] endpoint `{}` is not an http:// URL; give the collector's OTLP/HTTP traces URL, such as http://127.0.0.1:4318/v1/traces", t.endpoint),
+        )),
+    }
+    if !(0.0..=1.0).contains(&t.sample_ratio) {
+        errs.push(loc.at(
+            span.clone(),
+            format!("[tracing] sample_ratio = {} is not a share: give 0.0 to 1.0 (0.01 records one trace in a hundred)", t.sample_ratio),
+        ));
+    }
+    if t.batch_size == 0 || t.queue_size < t.batch_size {
+        errs.push(loc.at(
+            span.clone(),
+            format!(
+                "[tracing] batch_size = {} must be at least 1 and at most queue_size = {}",
+                t.batch_size, t.queue_size
+            ),
+        ));
+    }
+    for (k, v) in &t.headers {
+        if http::HeaderName::from_bytes(k.as_bytes()).is_err()
+            || http::HeaderValue::from_str(v).is_err()
+        {
+            errs.push(loc.at(
+                span.clone(),
+                format!("[tracing] headers: `{k}` is not a valid header name and value"),
+            ));
+        }
+    }
+}
 
 fn validate_plugin(
     name: &str,

@@ -27,6 +27,8 @@ pub struct Config {
     pub log: Log,
     #[serde(default)]
     pub metrics: Metrics,
+    /// OpenTelemetry traces, exported over OTLP/HTTP; none without this table.
+    pub tracing: Option<Spanned<Tracing>>,
     /// A small echo server started inside the gateway process, so the example config answers
     /// without any other service running.
     pub demo_backend: Option<DemoBackend>,
@@ -278,6 +280,53 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics { enabled: true }
     }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Tracing {
+    /// The collector's OTLP/HTTP traces URL, such as `http://127.0.0.1:4318/v1/traces`.
+    pub endpoint: String,
+    /// Share of the traces that start here (no sampled caller) that are recorded.
+    #[serde(default = "all")]
+    pub sample_ratio: f64,
+    /// Follow the caller's `traceparent` sampled flag when there is one.
+    #[serde(default = "yes")]
+    pub parent_based: bool,
+    /// `service.name` of the exported spans.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    /// Extra headers on every export request (an API key, a tenant).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Spans waiting for export; beyond this they are dropped and counted, never waited for.
+    #[serde(default = "default_trace_queue")]
+    pub queue_size: usize,
+    /// Most spans in one export request.
+    #[serde(default = "default_trace_batch")]
+    pub batch_size: usize,
+    /// Longest wait before a batch that is not full is sent.
+    #[serde(default = "default_trace_interval", with = "super::types::duration")]
+    pub export_interval: Duration,
+    /// Longest an export request may take before it is given up (its spans are dropped).
+    #[serde(default = "default_trace_timeout", with = "super::types::duration")]
+    pub export_timeout: Duration,
+}
+
+fn default_service_name() -> String {
+    "wasmgate".into()
+}
+fn default_trace_queue() -> usize {
+    4096
+}
+fn default_trace_batch() -> usize {
+    512
+}
+fn default_trace_interval() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_trace_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 //! through the `request` and `response` resources, so headers nobody reads are never copied
 //! into the guest.
 
+use crate::telemetry::traces::RequestTrace;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct Exchange {
     pub step: usize,
     /// Steps that said `skip-body` for this request's and this response's body.
     pub skips: BodySkips,
+    /// The request's trace, when it is sampled: plugin calls become its spans.
+    pub trace: Option<Arc<RequestTrace>>,
 }
 
 /// Which steps of the chain do not need a body, one bit per step: the first 64 steps can skip,
@@ -179,6 +182,7 @@ impl Exchange {
             response: None,
             step: 0,
             skips: BodySkips::default(),
+            trace: None,
         }
     }
 }

@@ -104,7 +104,12 @@ impl Step {
             }
         };
         let started = counting_requests().then(Instant::now);
+        let span = ex.trace.as_ref().and_then(|t| t.begin());
         let (ex, result) = live.call(phase, ex).await;
+        if let (Some(begun), Some(trace)) = (span, &ex.trace) {
+            let failure = result.as_ref().err().map(ToString::to_string);
+            trace.plugin_call(begun, self.name(), &self.route, phase.name(), failure);
+        }
         self.calls.fetch_add(1, Ordering::Relaxed);
         if result.is_err() {
             self.failures.fetch_add(1, Ordering::Relaxed);

@@ -20,6 +20,7 @@ use super::stall::StallTimer;
 use crate::plugin::{Chain, Exchange, LogEntry};
 use crate::telemetry::access;
 use crate::telemetry::requests::{self, InFlight, RouteStats};
+use crate::telemetry::traces::{RequestTrace, Served};
 use crate::upstream::{BoxError, Lease};
 
 pub enum Inner {
@@ -67,6 +68,8 @@ pub struct AccessRecord {
     pub metrics: bool,
     pub stats: Option<Arc<RouteStats>>,
     pub in_flight: Option<InFlight>,
+    /// The request's trace (`[tracing]`): its server span ends with the body.
+    pub trace: Option<Arc<RequestTrace>>,
 }
 
 /// Request headers the access log shows, kept before the chain and the upstream take the head
@@ -142,10 +145,13 @@ impl AccessRecord {
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
         let client = self.client.to_string();
         let cx = &self.context;
+        // The gateway's own trace, when it traces; else the one a plugin or the client named.
+        let traced = self.trace.as_ref().map(|t| t.trace_id().to_string());
         let traceparent = cx
             .traceparent
             .as_deref()
             .or_else(|| header(|h| &h.traceparent));
+        let trace_id = traced.as_deref().or(traceparent.and_then(trace_id));
         access::line(
             format,
             &[
@@ -164,7 +170,7 @@ impl AccessRecord {
                         .as_deref()
                         .or_else(|| header(|h| &h.request_id))),
                 ),
-                ("trace_id", Str(traceparent.and_then(trace_id))),
+                ("trace_id", Str(trace_id)),
                 ("consumer", Str(cx.consumer.as_deref())),
                 ("tenant", Str(cx.tenant.as_deref())),
                 ("user_agent", Str(header(|h| &h.user_agent))),
@@ -190,6 +196,18 @@ impl AccessRecord {
                 elapsed,
                 request_bytes: r.request_bytes,
                 response_bytes: bytes,
+            });
+        }
+        if let Some(trace) = &r.trace {
+            trace.finish(Served {
+                method: r.method.as_str(),
+                path: r.target_pq.path(),
+                route: r.route.as_deref(),
+                status: r.status.as_u16(),
+                upstream: r.upstream.as_deref(),
+                client: r.client,
+                answered_by: r.answered_by.as_deref(),
+                complete,
             });
         }
         if let Some(format) = &r.access

@@ -36,6 +36,7 @@ use crate::plugin::{Chain, Exchange, Phase, Phases, Verdict};
 use crate::router::RequestView;
 use crate::runtime::{RouteTarget, Runtime};
 use crate::telemetry::requests::InFlight;
+use crate::telemetry::traces::TRACEPARENT;
 use crate::upstream::{Body, HashSource, Target, Upstream};
 use body::{AccessContext, AccessRecord, ClientHeaders};
 
@@ -56,7 +57,7 @@ pub struct ConnInfo {
 pub async fn handle(
     rt: Arc<Runtime>,
     conn: ConnInfo,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let conn = if rt.trusted.is_empty() {
         conn
@@ -66,36 +67,45 @@ pub async fn handle(
             ..conn
         }
     };
-    let mut record = (rt.access.is_some() || rt.log_phase || rt.metrics).then(|| {
-        Box::new(AccessRecord {
-            access: rt.access.clone(),
-            client_headers: rt
-                .access
-                .as_deref()
-                .map(|a| ClientHeaders::of(a, req.headers())),
-            answered_by: None,
-            context: Default::default(),
-            start: Instant::now(),
-            method: req.method().clone(),
-            target_pq: req
-                .uri()
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| PathAndQuery::from_static("/")),
-            client: conn.client.ip(),
-            route: None,
-            upstream: None,
-            target: None,
-            attempts: 0,
-            status: http::StatusCode::OK,
-            upstream_time: None,
-            request_bytes: req.body().size_hint().exact().unwrap_or(0),
-            log_phase: None,
-            metrics: rt.metrics,
-            stats: None,
-            in_flight: rt.metrics.then(InFlight::start),
-        })
-    });
+    let trace = rt.tracer.as_ref().map(|t| t.begin(req.headers()));
+    let mut record =
+        (rt.access.is_some() || rt.log_phase || rt.metrics || trace.is_some()).then(|| {
+            Box::new(AccessRecord {
+                access: rt.access.clone(),
+                client_headers: rt
+                    .access
+                    .as_deref()
+                    .map(|a| ClientHeaders::of(a, req.headers())),
+                answered_by: None,
+                context: Default::default(),
+                start: Instant::now(),
+                method: req.method().clone(),
+                target_pq: req
+                    .uri()
+                    .path_and_query()
+                    .cloned()
+                    .unwrap_or_else(|| PathAndQuery::from_static("/")),
+                client: conn.client.ip(),
+                route: None,
+                upstream: None,
+                target: None,
+                attempts: 0,
+                status: http::StatusCode::OK,
+                upstream_time: None,
+                request_bytes: req.body().size_hint().exact().unwrap_or(0),
+                log_phase: None,
+                metrics: rt.metrics,
+                stats: None,
+                in_flight: rt.metrics.then(InFlight::start),
+                trace: None,
+            })
+        });
+    // The chain and the upstream see the gateway's span as the caller: the request-id plugin
+    // continues this trace, and each try names its own span (`retry::run`).
+    if let (Some(t), Some(r)) = (trace, record.as_deref_mut()) {
+        req.headers_mut().insert(TRACEPARENT, t.traceparent());
+        r.trace = Some(Arc::new(t));
+    }
     let mut resp = match forward(&rt, conn, req, record.as_deref_mut()).await {
         Ok(resp) => resp,
         Err(e) => {
@@ -223,7 +233,13 @@ async fn phases(
     record: Option<&mut AccessRecord>,
 ) -> (Box<Exchange>, Result<Response<ResponseBody>, ProxyError>) {
     let (mut parts, body) = req.into_parts();
-    let mut ex = plugins::exchange(&mut parts, &fwd, params);
+    // Plugin calls are spans of a sampled trace.
+    let trace = record
+        .as_deref()
+        .and_then(|r| r.trace.as_ref())
+        .filter(|t| t.sampled() && !chain.steps.is_empty())
+        .cloned();
+    let mut ex = plugins::exchange(&mut parts, &fwd, params, trace);
     let all = chain.steps.len();
 
     // request headers
@@ -381,6 +397,7 @@ pub(crate) async fn send(
         client: conn.client.ip(),
         non_idempotent: route.retry_non_idempotent,
         upgrade,
+        trace: record.as_deref().and_then(|r| r.trace.as_deref()),
     };
     let mirror = route.mirror.as_ref().filter(|_| !upgrade);
     let (body, copy) = mirror::begin(mirror, &parts, body);

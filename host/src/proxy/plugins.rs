@@ -29,6 +29,7 @@ pub(super) fn exchange(
     parts: &mut http::request::Parts,
     fwd: &Forward<'_>,
     params: Vec<(Arc<str>, String)>,
+    trace: Option<Arc<crate::telemetry::traces::RequestTrace>>,
 ) -> Box<Exchange> {
     Box::new(Exchange {
         method: parts.method.clone(),
@@ -51,6 +52,7 @@ pub(super) fn exchange(
         response: None,
         step: 0,
         skips: Default::default(),
+        trace,
     })
 }
 

@@ -21,6 +21,7 @@ use hyper::body::Incoming;
 use super::{RequestKeys, address, replay};
 use crate::config;
 use crate::error::ProxyError;
+use crate::telemetry::traces::{self, RequestTrace, TRACEPARENT};
 use crate::upstream::{Body, Lease, Target, Upstream, UpstreamError};
 
 /// What a request's tries need to know besides the request.
@@ -32,6 +33,8 @@ pub(super) struct Tries<'a> {
     pub non_idempotent: bool,
     /// A protocol upgrade: its body is a tunnel, never sent twice.
     pub upgrade: bool,
+    /// The request's trace: each try sends its own `traceparent` and, sampled, is a span.
+    pub trace: Option<&'a RequestTrace>,
 }
 
 /// The answer and how it was reached.
@@ -120,7 +123,32 @@ pub(super) async fn run(
             }
             _ => (start + per_try, per_try),
         };
+        let span = t.trace.map(|trace| {
+            let begun = trace.begin();
+            let id = begun.as_ref().map_or(trace.span_id(), traces::Begun::id);
+            req.headers_mut().insert(TRACEPARENT, trace.header(id));
+            (
+                trace,
+                begun.map(|b| (b, req.method().clone(), req.uri().clone())),
+            )
+        });
         let result = up.send_or_return(&target, req, until, within).await;
+        if let Some((trace, Some((begun, method, url)))) = span {
+            trace.upstream_try(
+                begun,
+                traces::Try {
+                    method: &method,
+                    url: &url,
+                    target: target.authority.as_str(),
+                    upstream: &up.name,
+                    attempt: attempts,
+                    outcome: match &result {
+                        Ok((r, _)) => Ok(r.status().as_u16()),
+                        Err((e, _)) => Err(e.kind()),
+                    },
+                },
+            );
+        }
         // What the next try would be for, or the end.
         let reason = match result {
             Ok((response, lease)) => {

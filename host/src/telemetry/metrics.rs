@@ -126,6 +126,17 @@ const FAMILIES: &[(&str, Kind, &str)] = &[
         Kind::Histogram,
         "Time of one key-value operation, by backend and operation.",
     ),
+    // traces
+    (
+        "wasmgate_trace_spans_exported_total",
+        Kind::Counter,
+        "Spans the OTLP collector accepted.",
+    ),
+    (
+        "wasmgate_trace_spans_dropped_total",
+        Kind::Counter,
+        "Spans not exported, by reason: queue_full (the export queue was full) or export_failed (the collector refused or did not answer).",
+    ),
     // config
     (
         "wasmgate_config_reloads_total",

@@ -1,5 +1,6 @@
-//! What the gateway tells its operators: logs (`logging`) and Prometheus metrics (`metrics`,
-//! with the resolved handles the request path updates).
+//! What the gateway tells its operators: logs (`logging`, `access`), Prometheus metrics
+//! (`metrics`, with the resolved handles the request path updates) and OpenTelemetry traces
+//! (`traces`).
 
 pub mod access;
 pub mod connections;
@@ -11,5 +12,6 @@ pub mod plugins;
 pub mod reloads;
 pub mod requests;
 pub mod targets;
+pub mod traces;
 
 pub use logging::init;

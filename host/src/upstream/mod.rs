@@ -59,6 +59,20 @@ pub enum UpstreamError {
     Request(String),
 }
 
+impl UpstreamError {
+    /// What went wrong, in a word (a trace span's `error.type`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Connect { .. } => "connect",
+            UpstreamError::ConnectTimeout { .. } => "connect_timeout",
+            UpstreamError::Timeout { .. } => "timeout",
+            UpstreamError::Failed { .. } => "reset",
+            UpstreamError::Closed { .. } => "closed",
+            UpstreamError::Request(_) => "invalid_request",
+        }
+    }
+}
+
 /// A target as configured or discovered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetSpec {
