@@ -177,13 +177,18 @@ pub async fn run(loaded: Loaded, started: std::time::Instant) -> Result<(), Star
         let _ = l.await;
     }
     let timeout = cfg.server.shutdown_timeout;
-    let Ok(graceful) = Arc::try_unwrap(graceful) else {
-        return Ok(());
-    };
-    let open = graceful.count();
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::info!(connections = open, "drained, exiting"),
-        _ = tokio::time::sleep(timeout) => tracing::warn!(?timeout, "shutdown timeout reached; closing remaining connections"),
+    if let Ok(graceful) = Arc::try_unwrap(graceful) {
+        let open = graceful.count();
+        tokio::select! {
+            _ = graceful.shutdown() => tracing::info!(connections = open, "drained, exiting"),
+            _ = tokio::time::sleep(timeout) => tracing::warn!(?timeout, "shutdown timeout reached; closing remaining connections"),
+        }
+    }
+    // The last requests' spans, not lost with the process.
+    if let Some(tracer) = &shared.current.load().tracer {
+        tracer
+            .flush(tracer.config.export_timeout.min(timeout))
+            .await;
     }
     Ok(())
 }

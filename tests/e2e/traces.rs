@@ -400,3 +400,35 @@ async fn a_collector_that_is_down_costs_dropped_spans_never_requests() {
         "once per outage"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_stops_sends_the_spans_it_still_holds() {
+    let collector = Collector::start().await;
+    let up = Upstream::echo("up").await;
+    // Batches would wait an hour: only the shutdown's flush sends this one.
+    let mut gw = Gateway::start(
+        &(format!(
+            "[tracing]\nendpoint = \"{}\"\nexport_interval = \"1h\"\n",
+            collector.endpoint()
+        ) + &route_to(&up)),
+    )
+    .await;
+    let last = "33333333333333333333333333333333";
+    let r = get_with(
+        &gw.url("/last"),
+        &[("traceparent", &format!("00-{last}-4444444444444444-01"))],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        collector.trace_ids().is_empty(),
+        "nothing sent before the stop"
+    );
+    gw.signal("TERM");
+    assert!(
+        gw.wait_exit(Duration::from_secs(10)).await,
+        "the gateway exits"
+    );
+    let spans = collector.trace(last).await;
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+}

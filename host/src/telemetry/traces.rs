@@ -46,7 +46,7 @@ pub struct Tracer {
     ids: RandomIdGenerator,
     propagator: TraceContextPropagator,
     scope: InstrumentationScope,
-    queue: mpsc::UnboundedSender<Vec<SpanData>>,
+    queue: mpsc::UnboundedSender<Queued>,
     /// Spans queued or being exported: the queue's bound is on this count.
     queued: Arc<AtomicUsize>,
 }
@@ -143,11 +143,28 @@ impl Tracer {
     fn enqueue(&self, spans: Vec<SpanData>) {
         let n = spans.len();
         let before = self.queued.fetch_add(n, Ordering::Relaxed);
-        if before + n > self.config.queue_size || self.queue.send(spans).is_err() {
+        if before + n > self.config.queue_size || self.queue.send(Queued::Spans(spans)).is_err() {
             self.queued.fetch_sub(n, Ordering::Relaxed);
             dropped("queue_full", n);
         }
     }
+
+    /// Exports what is queued now; for a gateway that stops, so its last requests are not lost.
+    /// Waits at most `within`.
+    pub async fn flush(&self, within: Duration) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.queue.send(Queued::Flush(done)).is_ok() {
+            let _ = tokio::time::timeout(within, wait).await;
+        }
+    }
+}
+
+/// What the export task is handed.
+enum Queued {
+    /// A request's spans.
+    Spans(Vec<SpanData>),
+    /// Export everything before this now, then say so.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 fn dropped(reason: &'static str, n: usize) {
@@ -158,23 +175,34 @@ fn dropped(reason: &'static str, n: usize) {
 /// span arrived, one export at a time.
 async fn export(
     exporter: opentelemetry_otlp::SpanExporter,
-    mut rx: mpsc::UnboundedReceiver<Vec<SpanData>>,
+    mut rx: mpsc::UnboundedReceiver<Queued>,
     queued: Arc<AtomicUsize>,
     batch: usize,
     interval: Duration,
     timeout: Duration,
 ) {
-    let mut pending: Vec<SpanData> = Vec::new();
-    let mut failing = false;
+    let mut out = Outbox {
+        exporter,
+        queued,
+        batch,
+        timeout,
+        pending: Vec::new(),
+        failing: false,
+    };
     let mut open = true;
     while open {
-        let Some(first) = rx.recv().await else { break };
-        pending.extend(first);
+        let mut flushed = None;
+        match rx.recv().await {
+            Some(Queued::Spans(spans)) => out.pending.extend(spans),
+            Some(Queued::Flush(done)) => flushed = Some(done),
+            None => break,
+        }
         let due = tokio::time::Instant::now() + interval;
-        while pending.len() < batch {
+        while flushed.is_none() && out.pending.len() < batch {
             tokio::select! {
                 more = rx.recv() => match more {
-                    Some(spans) => pending.extend(spans),
+                    Some(Queued::Spans(spans)) => out.pending.extend(spans),
+                    Some(Queued::Flush(done)) => flushed = Some(done),
                     None => {
                         open = false;
                         break;
@@ -183,28 +211,49 @@ async fn export(
                 () = tokio::time::sleep_until(due) => break,
             }
         }
-        while !pending.is_empty() {
-            let n = pending.len().min(batch);
-            let spans: Vec<SpanData> = pending.drain(..n).collect();
-            let result = match tokio::time::timeout(timeout, exporter.export(spans)).await {
+        out.send_all().await;
+        if let Some(done) = flushed {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// The export task's side: spans taken from the queue and the exporter they go through.
+struct Outbox {
+    exporter: opentelemetry_otlp::SpanExporter,
+    queued: Arc<AtomicUsize>,
+    batch: usize,
+    timeout: Duration,
+    pending: Vec<SpanData>,
+    /// The last export failed: the next failure is not logged again.
+    failing: bool,
+}
+
+impl Outbox {
+    async fn send_all(&mut self) {
+        while !self.pending.is_empty() {
+            let n = self.pending.len().min(self.batch);
+            let spans: Vec<SpanData> = self.pending.drain(..n).collect();
+            let timeout = self.timeout;
+            let result = match tokio::time::timeout(timeout, self.exporter.export(spans)).await {
                 Ok(r) => r.map_err(|e| e.to_string()),
                 Err(_) => Err(format!("no answer within {timeout:?} (export_timeout)")),
             };
-            queued.fetch_sub(n, Ordering::Relaxed);
+            self.queued.fetch_sub(n, Ordering::Relaxed);
             match result {
                 Ok(()) => {
                     metrics::counter!("wasmgate_trace_spans_exported_total").increment(n as u64);
-                    if failing {
+                    if self.failing {
                         tracing::info!("trace export works again");
-                        failing = false;
+                        self.failing = false;
                     }
                 }
                 Err(e) => {
                     dropped("export_failed", n);
                     // Once per outage, not once per batch.
-                    if !failing {
+                    if !self.failing {
                         tracing::warn!(error = %e, "trace export failed; spans are dropped until the collector answers");
-                        failing = true;
+                        self.failing = true;
                     }
                 }
             }
