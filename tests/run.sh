@@ -12,6 +12,8 @@ command -v etcd >/dev/null || need+=(etcd-server)
 command -v openssl >/dev/null || need+=(openssl)
 # promtool, which lints a metrics scrape.
 command -v promtool >/dev/null || need+=(prometheus)
+# A real browser for the admin dashboard's test.
+command -v chromium >/dev/null || need+=(chromium)
 # The JavaScript and Python plugin tools (plugins/build.sh installs their pinned packages).
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)

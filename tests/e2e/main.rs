@@ -10,6 +10,7 @@ mod client_ip;
 mod compress;
 mod conformance;
 mod contract;
+mod dashboard;
 mod dns;
 mod edge;
 mod edge_tls;

@@ -155,7 +155,7 @@ fn dashboard() -> Response<Full<Bytes>> {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         http::HeaderValue::from_static(
-            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:",
         ),
     );
     r

@@ -130,9 +130,11 @@ impl Tracer {
         } else {
             TraceFlags::NOT_SAMPLED
         };
+        let span = SpanContext::new(trace_id, self.ids.new_span_id(), flags, false, state);
         RequestTrace {
             tracer: self.clone(),
-            span: SpanContext::new(trace_id, self.ids.new_span_id(), flags, false, state),
+            traceparent: traceparent(&span, span.span_id()),
+            span,
             parent,
             start: SystemTime::now(),
             children: sampled.then(Default::default),
@@ -266,6 +268,8 @@ pub struct RequestTrace {
     tracer: Arc<Tracer>,
     /// The server span (the request as the gateway handled it).
     span: SpanContext,
+    /// The server span's `traceparent`, made once.
+    traceparent: HeaderValue,
     /// The caller's span, when the request came with a valid `traceparent`.
     parent: Option<SpanId>,
     start: SystemTime,
@@ -313,19 +317,15 @@ impl RequestTrace {
 
     /// `traceparent` naming the server span: what the chain's plugins see.
     pub fn traceparent(&self) -> HeaderValue {
-        self.header(self.span.span_id())
+        self.traceparent.clone()
     }
 
     /// `traceparent` naming `span` of this trace.
     pub fn header(&self, span: SpanId) -> HeaderValue {
-        let text = format!(
-            "00-{}-{}-{:02x}",
-            self.span.trace_id(),
-            span,
-            self.span.trace_flags().to_u8()
-        );
-        // Hex digits and dashes only.
-        HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+        if span == self.span.span_id() {
+            return self.traceparent.clone();
+        }
+        traceparent(&self.span, span)
     }
 
     /// Starts a child span, when the request is sampled.
@@ -502,6 +502,18 @@ impl RequestTrace {
             instrumentation_scope: self.tracer.scope.clone(),
         }
     }
+}
+
+/// The W3C `traceparent` of `span` in the trace of `cx`.
+fn traceparent(cx: &SpanContext, span: SpanId) -> HeaderValue {
+    let text = format!(
+        "00-{}-{}-{:02x}",
+        cx.trace_id(),
+        span,
+        cx.trace_flags().to_u8()
+    );
+    // Hex digits and dashes only.
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// One try at an upstream target, as its span tells it.
