@@ -77,3 +77,19 @@ fn example_config_is_valid() {
         "{stdout}"
     );
 }
+
+#[test]
+fn the_schema_command_prints_the_schema_editors_get() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmgate"))
+        .arg("schema")
+        .output()
+        .expect("run wasmgate schema");
+    assert!(out.status.success());
+    let file = std::fs::read(root.join("docs/gateway.schema.json")).expect("the schema file");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&file),
+        "`wasmgate schema` and docs/gateway.schema.json differ"
+    );
+}

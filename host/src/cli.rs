@@ -33,6 +33,8 @@ enum Command {
         #[arg(short, long, default_value = "gateway.toml")]
         config: PathBuf,
     },
+    /// Print the JSON Schema of gateway.toml (for editors: Even Better TOML, taplo).
+    Schema,
     /// Tools for plugin authors.
     Plugin {
         #[command(subcommand)]
@@ -103,6 +105,18 @@ enum PluginCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Schema => {
+            match serde_json::to_string_pretty(&crate::config::reference::json_schema()) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Check { config } => match check(&config) {
             Ok(summary) => {
                 println!("{}: ok: {summary}", config.display());

@@ -4,6 +4,9 @@
 mod error;
 mod etcd_source;
 mod partial;
+pub mod reference;
+#[cfg(test)]
+mod reference_doc;
 mod schema;
 mod secrets;
 mod syntax;

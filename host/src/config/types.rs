@@ -2,10 +2,38 @@
 
 use std::fmt;
 
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
+/// A JSON Schema for a value written as a string: its description and an example, inlined where
+/// it is used (editors show the description on the key).
+macro_rules! text_schema {
+    ($name:ty, $description:expr, $example:expr) => {
+        impl JsonSchema for $name {
+            fn inline_schema() -> bool {
+                true
+            }
+            fn schema_name() -> Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!({
+                    "type": "string",
+                    "description": $description,
+                    "examples": [$example],
+                    "x-kind": stringify!($name),
+                })
+            }
+        }
+    };
+}
+
 macro_rules! validated_string {
-    ($(#[$doc:meta])* $name:ident, $check:path) => {
+    ($(#[$doc:meta])* $name:ident, $check:path, $description:expr, $example:expr) => {
+        text_schema!($name, $description, $example);
+
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
         #[serde(try_from = "String", into = "String")]
@@ -38,32 +66,44 @@ macro_rules! validated_string {
 validated_string!(
     /// `host:port` of an upstream target.
     TargetAddr,
-    check_target
+    check_target,
+    "`host:port` of an upstream target",
+    "api.internal:8080"
 );
 validated_string!(
     /// `api.example.com` or `*.example.com`, stored lower-case.
     HostPattern,
-    check_host
+    check_host,
+    "a host name, or `*.` and a domain",
+    "*.example.com"
 );
 validated_string!(
     /// `/users/{id}/posts`: literal segments and `{name}` parameters.
     PathPattern,
-    check_pattern
+    check_pattern,
+    "a path of literal segments and `{name}` parameters",
+    "/users/{id}"
 );
 validated_string!(
     /// A literal path starting with `/`.
     PathPrefix,
-    check_prefix
+    check_prefix,
+    "a literal path starting with `/`",
+    "/api"
 );
 validated_string!(
     /// An HTTP method token such as `GET`.
     MethodName,
-    check_method
+    check_method,
+    "an HTTP method",
+    "GET"
 );
 validated_string!(
     /// A header name.
     HeaderNameStr,
-    check_header
+    check_header,
+    "an HTTP header name",
+    "x-request-id"
 );
 
 fn check_target(s: &str) -> Result<(), String> {
@@ -176,6 +216,24 @@ fn check_header(s: &str) -> Result<(), String> {
         .map_err(|_| format!("invalid header name `{s}`"))
 }
 
+/// The schema of a duration (`with = "duration"`).
+pub struct DurationText;
+impl JsonSchema for DurationText {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "DurationText".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": "^\\s*[0-9]",
+            "x-kind": "DurationText",
+        })
+    }
+}
+
 /// `with = "duration"`: `"5s"`, `"250ms"`, `"1m 30s"`.
 pub mod duration {
     use std::time::Duration;
@@ -242,6 +300,22 @@ pub mod socket_addr {
 #[serde(try_from = "i64", into = "u64")]
 pub struct WorkerCount(usize);
 
+impl JsonSchema for WorkerCount {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "WorkerCount".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_WORKERS,
+        })
+    }
+}
+
 pub const MAX_WORKERS: usize = 1024;
 
 impl WorkerCount {
@@ -269,8 +343,37 @@ impl From<WorkerCount> for u64 {
 }
 
 /// A size: `"64MiB"`, `"512KiB"`, `"1GiB"`, `"1MB"` or a number of bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteSize(pub usize);
+
+/// Written back the way people write sizes (`"16MiB"`), so `/config` and the schema's defaults
+/// read as the config would.
+impl Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let n = self.0;
+        for (unit, size) in [("GiB", 1usize << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+            if n >= size && n.is_multiple_of(size) {
+                return s.collect_str(&format_args!("{}{unit}", n / size));
+            }
+        }
+        s.serialize_u64(n as u64)
+    }
+}
+
+impl JsonSchema for ByteSize {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "ByteSize".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": ["string", "integer"],
+            "x-kind": "ByteSize",
+        })
+    }
+}
 
 impl ByteSize {
     pub fn bytes(self) -> usize {
@@ -322,6 +425,8 @@ fn parse_size(s: &str) -> Option<usize> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Cidr(pub ipnet::IpNet);
+
+text_schema!(Cidr, "an IP address or a CIDR range", "10.0.0.0/8");
 
 impl TryFrom<String> for Cidr {
     type Error = String;
