@@ -177,8 +177,15 @@ fn parse_with(text: &str, path: &Path, origins: Vec<Origin>) -> Result<Loaded, C
         match Config::deserialize(toml::de::Deserializer::from(doc.clone())) {
             Ok(config) => break Some(config),
             Err(e) => {
-                errors.push(toml_error(&e));
                 let at = e.span().unwrap_or(0..0);
+                let mut error = toml_error(&e);
+                // serde names the types, not the key: say which key it is.
+                if let Some(key) = partial::key_at(doc.get_ref(), &at)
+                    && error.message.starts_with("invalid ")
+                {
+                    error.message = format!("`{key}`: {}", error.message);
+                }
+                errors.push(error);
                 if errors.len() >= partial::MAX_ERRORS || !set_aside.remove(doc.get_mut(), &at) {
                     break None;
                 }

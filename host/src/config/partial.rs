@@ -3,7 +3,10 @@
 //! a refused reload list every error at once. What others would then miss (an upstream a route
 //! names) is not reported again as missing.
 
+use std::borrow::Cow;
 use std::ops::Range;
+
+use toml::Spanned;
 
 use toml::de::{DeTable, DeValue};
 
@@ -60,6 +63,20 @@ impl SetAside {
                 let Some(DeValue::Array(items)) = routes.map(|(_, v)| v.get_mut()) else {
                     return false;
                 };
+                // The routes after it keep the names they have in the file (`route-N` counts
+                // them in file order), so errors about them name the right route.
+                for (j, r) in items.iter_mut().enumerate().skip(i + 1) {
+                    let span = r.span();
+                    if let DeValue::Table(t) = r.get_mut()
+                        && !t.iter().any(|(k, _)| k.get_ref() == "name")
+                    {
+                        let name = format!("route-{}", j + 1 + self.routes);
+                        t.insert(
+                            Spanned::new(span.clone(), Cow::Borrowed("name")),
+                            Spanned::new(span, DeValue::String(Cow::Owned(name))),
+                        );
+                    }
+                }
                 *items = std::mem::replace(items, toml::de::DeArray::new())
                     .into_iter()
                     .enumerate()
@@ -90,6 +107,50 @@ impl SetAside {
             .any(|n| message.contains(&format!("`{n}`")))
             || ((self.routes > 0 || mistyped) && message.contains("has no [[routes]]"))
     }
+}
+
+/// The dotted key whose value holds `at` (`upstreams.api.connect_timeout`), to name it in a
+/// type error (serde's message names only the types).
+pub fn key_at(doc: &DeTable<'_>, at: &Range<usize>) -> Option<String> {
+    fn within(v: &DeValue<'_>, at: &Range<usize>, path: &mut Vec<String>) {
+        let entries: Box<dyn Iterator<Item = (Option<String>, Range<usize>, &DeValue<'_>)>> =
+            match v {
+                DeValue::Table(t) => Box::new(
+                    t.iter()
+                        .map(|(k, v)| (Some(k.get_ref().to_string()), v.span(), v.get_ref())),
+                ),
+                DeValue::Array(a) => Box::new(a.iter().map(|v| (None, v.span(), v.get_ref()))),
+                _ => return,
+            };
+        // A table's span is its header's: the entry that holds `at` is the last one that
+        // starts before it.
+        let mut best: Option<(Option<String>, &DeValue<'_>)> = None;
+        let mut best_start = 0;
+        for (key, span, value) in entries {
+            if span.start <= at.start && span.start >= best_start {
+                best_start = span.start;
+                best = Some((key, value));
+            }
+        }
+        if let Some((key, value)) = best {
+            path.extend(key);
+            within(value, at, path);
+        }
+    }
+    let mut path = Vec::new();
+    let mut best: Option<(String, &DeValue<'_>)> = None;
+    let mut best_start = 0;
+    for (k, v) in doc.iter() {
+        let start = v.span().start.min(k.span().start);
+        if start <= at.start && start >= best_start {
+            best_start = start;
+            best = Some((k.get_ref().to_string(), v.get_ref()));
+        }
+    }
+    let (key, value) = best?;
+    path.push(key);
+    within(value, at, &mut path);
+    Some(path.join("."))
 }
 
 fn without<'i>(table: DeTable<'i>, key: &str) -> DeTable<'i> {
@@ -137,5 +198,51 @@ mod tests {
             "route `r` uses upstream `nope`, which is not defined",
             false
         ));
+    }
+
+    #[test]
+    fn a_type_error_is_named_by_its_key() {
+        let text = "[server]\nworkers = 2\n\n[upstreams.api]\ntargets = [\"a:1\"]\nconnect_timeout = 5\n\n[[routes]]\npath = \"/\"\n\n[[routes]]\npriority = \"high\"\n";
+        let doc = DeTable::parse(text).expect("toml").into_inner();
+        let at = |needle: &str| {
+            let i = text.find(needle).expect("needle");
+            i..i + needle.len()
+        };
+        assert_eq!(
+            key_at(&doc, &at("5\n")).as_deref(),
+            Some("upstreams.api.connect_timeout")
+        );
+        assert_eq!(
+            key_at(&doc, &at("\"high\"")).as_deref(),
+            Some("routes.priority")
+        );
+        assert_eq!(key_at(&doc, &at("2\n")).as_deref(), Some("server.workers"));
+    }
+
+    /// Unnamed routes after one set aside keep their file-order names.
+    #[test]
+    fn routes_after_one_set_aside_keep_their_names() {
+        let later = "[[routes]]\npriority = \"high\"\n\n[[routes]]\npath = \"/b\"\n\n[[routes]]\nname = \"c\"\n";
+        let mut doc = DeTable::parse(later).expect("toml").into_inner();
+        let mut aside = SetAside::default();
+        let i = later.find("\"high\"").expect("needle");
+        assert!(aside.remove(&mut doc, &(i..i + 6)));
+        let names: Vec<String> = doc
+            .get("routes")
+            .and_then(|r| r.get_ref().as_array())
+            .map(|a| {
+                a.iter()
+                    .map(|r| {
+                        r.get_ref()
+                            .as_table()
+                            .and_then(|t| t.get("name"))
+                            .and_then(|n| n.get_ref().as_str())
+                            .unwrap_or("-")
+                            .to_string()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(names, ["route-2", "c"], "the second route is still route-2");
     }
 }
