@@ -102,6 +102,20 @@ plugins = [
     // The gateway's own log has no access lines: they went to the file.
     assert!(lines(&gw.log()).is_empty(), "{}", gw.log());
 
+    // Uploads count what came: a declared length, and a chunked body of no declared length.
+    let body = "x".repeat(3000);
+    for (path, chunked) in [("/api/sized", false), ("/api/chunked", true)] {
+        let mut args = vec!["-s", "-o", "/dev/null", "--data-binary", body.as_str()];
+        if chunked {
+            args.extend(["-H", "transfer-encoding: chunked"]);
+        }
+        let url = gw.url(path);
+        args.push(&url);
+        assert!(curl(&args).0);
+        let l = line_for(&file, path).await;
+        assert_eq!(l["request_bytes"], 3000, "{l}");
+    }
+
     // A plugin answered: it is named, and no upstream was asked.
     let r = get_with(&gw.url("/api/blocked"), &[("x-blocked", "1")]).await;
     assert_eq!(r.status, 403);

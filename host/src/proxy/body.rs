@@ -60,8 +60,10 @@ pub struct AccessRecord {
     pub status: StatusCode,
     /// From the request's arrival to the upstream's response head.
     pub upstream_time: Option<std::time::Duration>,
-    /// The request body's declared length.
+    /// The request body's declared length...
     pub request_bytes: u64,
+    /// ...or, without one (chunked), what was read of it, told when the body is dropped.
+    pub request_read: Option<Arc<std::sync::atomic::AtomicU64>>,
     /// The chain whose log phase runs, with the request context it left.
     pub log_phase: Option<LogPhase>,
     /// Count the request in the metrics: in its route's series, or the unrouted ones.
@@ -185,7 +187,10 @@ impl AccessRecord {
     }
 
     fn finish(self: Box<Self>, bytes: u64, complete: bool) {
-        let r = *self;
+        let mut r = *self;
+        if let Some(read) = &r.request_read {
+            r.request_bytes = read.load(std::sync::atomic::Ordering::Relaxed);
+        }
         let elapsed = r.start.elapsed();
         if r.metrics {
             let stats = r.stats.as_deref().unwrap_or_else(|| requests::unrouted());

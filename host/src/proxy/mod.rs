@@ -93,6 +93,7 @@ pub async fn handle(
                 status: http::StatusCode::OK,
                 upstream_time: None,
                 request_bytes: req.body().size_hint().exact().unwrap_or(0),
+            request_read: None,
                 log_phase: None,
                 metrics: rt.metrics,
                 stats: None,
@@ -176,7 +177,15 @@ async fn forward(
         .as_deref()
         .filter(|_| req.method() != Method::HEAD)
         .map(|c| (c, req.headers().get(header::ACCEPT_ENCODING).cloned()));
+    let declared = req.body().size_hint().exact().is_some();
     let mut req = limit_body(req, route.max_body, rt.body_read_timeout)?;
+    if let Some(r) = record.as_deref_mut()
+        && !declared
+    {
+        let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        req.body_mut().count_into(read.clone());
+        r.request_read = Some(read);
+    }
     req.body_mut().read_first().await?;
     let chain = &route.chain;
     // Only plugins read path parameters: a route without them copies none.

@@ -5,6 +5,8 @@
 //! upstream.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -23,6 +25,9 @@ pub struct ClientBody {
     stall: StallTimer,
     /// Read ahead by `read_first`, handed out before the rest.
     first: Option<Frame<Bytes>>,
+    /// Where the bytes read are told when the body is dropped, for a body of no declared
+    /// length (the access log and metrics count what came).
+    counted: Option<Arc<AtomicU64>>,
 }
 
 impl ClientBody {
@@ -33,7 +38,13 @@ impl ClientBody {
             limit,
             stall,
             first: None,
+            counted: None,
         }
+    }
+
+    /// Tells `counter` how many bytes were read, once the body is dropped.
+    pub fn count_into(&mut self, counter: Arc<AtomicU64>) {
+        self.counted = Some(counter);
     }
 
     /// Reads the body's first piece (if it has a body), so that a body refused from its start
@@ -115,5 +126,13 @@ impl Body for ClientBody {
         }
         hint.set_lower(inner.lower() + n);
         hint
+    }
+}
+
+impl Drop for ClientBody {
+    fn drop(&mut self) {
+        if let Some(c) = &self.counted {
+            c.store(self.limit - self.remaining, Ordering::Relaxed);
+        }
     }
 }
