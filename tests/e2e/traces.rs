@@ -113,6 +113,13 @@ fn tracing_block(endpoint: &str, keys: &str) -> String {
     format!("[tracing]\nendpoint = \"{endpoint}\"\nexport_interval = \"50ms\"\n{keys}\n")
 }
 
+/// A GET of `path` from a caller that sampled `trace`; it must succeed.
+async fn sampled_get(gw: &Gateway, path: &str, trace: &str) {
+    let caller = format!("00-{trace}-2222222222222222-01");
+    let r = get_with(&gw.url(path), &[("traceparent", &caller)]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
 /// The `(trace id, span id, flags)` of a `traceparent`.
 fn parts(traceparent: &str) -> (String, String, String) {
     let p: Vec<&str> = traceparent.split('-').collect();
@@ -322,12 +329,7 @@ async fn sampling_follows_the_caller_then_the_ratio_and_unsampled_requests_still
 
     // A caller that sampled: recorded despite the ratio.
     let loud = "11111111111111111111111111111111";
-    let r = get_with(
-        &gw.url("/loud"),
-        &[("traceparent", &format!("00-{loud}-2222222222222222-01"))],
-    )
-    .await;
-    assert_eq!(r.status, 200);
+    sampled_get(&gw, "/loud", loud).await;
     let spans = collector.trace(loud).await;
     assert_eq!(spans.len(), 2, "the request and its try: {spans:#?}");
     let ids = collector.trace_ids();
@@ -414,12 +416,7 @@ async fn a_gateway_that_stops_sends_the_spans_it_still_holds() {
     )
     .await;
     let last = "33333333333333333333333333333333";
-    let r = get_with(
-        &gw.url("/last"),
-        &[("traceparent", &format!("00-{last}-4444444444444444-01"))],
-    )
-    .await;
-    assert_eq!(r.status, 200);
+    sampled_get(&gw, "/last", last).await;
     assert!(
         collector.trace_ids().is_empty(),
         "nothing sent before the stop"

@@ -7,10 +7,10 @@ use std::borrow::Cow;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
-/// A JSON Schema for a value written as a string: its description and an example, inlined where
-/// it is used (editors show the description on the key).
-macro_rules! text_schema {
-    ($name:ty, $description:expr, $example:expr) => {
+/// A JSON Schema written out, inlined where it is used (so an editor shows the key's own
+/// description with it).
+macro_rules! inline_schema {
+    ($name:ty, $schema:tt) => {
         impl JsonSchema for $name {
             fn inline_schema() -> bool {
                 true
@@ -19,14 +19,21 @@ macro_rules! text_schema {
                 stringify!($name).into()
             }
             fn json_schema(_: &mut SchemaGenerator) -> Schema {
-                json_schema!({
-                    "type": "string",
-                    "description": $description,
-                    "examples": [$example],
-                    "x-kind": stringify!($name),
-                })
+                json_schema!($schema)
             }
         }
+    };
+}
+
+/// The schema of a value written as a string: its description and an example.
+macro_rules! text_schema {
+    ($name:ty, $description:expr, $example:expr) => {
+        inline_schema!($name, {
+            "type": "string",
+            "description": $description,
+            "examples": [$example],
+            "x-kind": stringify!($name),
+        });
     };
 }
 
@@ -218,21 +225,14 @@ fn check_header(s: &str) -> Result<(), String> {
 
 /// The schema of a duration (`with = "duration"`).
 pub struct DurationText;
-impl JsonSchema for DurationText {
-    fn inline_schema() -> bool {
-        true
+inline_schema!(
+    DurationText,
+    {
+        "type": "string",
+        "pattern": "^\\s*[0-9]",
+        "x-kind": "DurationText",
     }
-    fn schema_name() -> Cow<'static, str> {
-        "DurationText".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "pattern": "^\\s*[0-9]",
-            "x-kind": "DurationText",
-        })
-    }
-}
+);
 
 /// `with = "duration"`: `"5s"`, `"250ms"`, `"1m 30s"`.
 pub mod duration {
@@ -300,21 +300,14 @@ pub mod socket_addr {
 #[serde(try_from = "i64", into = "u64")]
 pub struct WorkerCount(usize);
 
-impl JsonSchema for WorkerCount {
-    fn inline_schema() -> bool {
-        true
+inline_schema!(
+    WorkerCount,
+    {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_WORKERS,
     }
-    fn schema_name() -> Cow<'static, str> {
-        "WorkerCount".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_WORKERS,
-        })
-    }
-}
+);
 
 pub const MAX_WORKERS: usize = 1024;
 
@@ -360,20 +353,13 @@ impl Serialize for ByteSize {
     }
 }
 
-impl JsonSchema for ByteSize {
-    fn inline_schema() -> bool {
-        true
+inline_schema!(
+    ByteSize,
+    {
+        "type": ["string", "integer"],
+        "x-kind": "ByteSize",
     }
-    fn schema_name() -> Cow<'static, str> {
-        "ByteSize".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": ["string", "integer"],
-            "x-kind": "ByteSize",
-        })
-    }
-}
+);
 
 impl ByteSize {
     pub fn bytes(self) -> usize {

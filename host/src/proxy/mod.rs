@@ -93,7 +93,7 @@ pub async fn handle(
                 status: http::StatusCode::OK,
                 upstream_time: None,
                 request_bytes: req.body().size_hint().exact().unwrap_or(0),
-            request_read: None,
+                request_read: None,
                 log_phase: None,
                 metrics: rt.metrics,
                 stats: None,
