@@ -132,12 +132,14 @@ impl Tracer {
         };
         let span = SpanContext::new(trace_id, self.ids.new_span_id(), flags, false, state);
         RequestTrace {
-            tracer: self.clone(),
             traceparent: traceparent(&span, span.span_id()),
             span,
             parent,
             start: SystemTime::now(),
-            children: sampled.then(Default::default),
+            recording: sampled.then(|| Recording {
+                tracer: self.clone(),
+                children: Mutex::default(),
+            }),
         }
     }
 
@@ -265,7 +267,6 @@ impl Outbox {
 
 /// One request's trace: its server span's context and, when sampled, the finished child spans.
 pub struct RequestTrace {
-    tracer: Arc<Tracer>,
     /// The server span (the request as the gateway handled it).
     span: SpanContext,
     /// The server span's `traceparent`, made once.
@@ -273,7 +274,14 @@ pub struct RequestTrace {
     /// The caller's span, when the request came with a valid `traceparent`.
     parent: Option<SpanId>,
     start: SystemTime,
-    children: Option<Mutex<Vec<SpanData>>>,
+    /// Present when the request is sampled: only then is the tracer shared with it.
+    recording: Option<Recording>,
+}
+
+/// A sampled request's tracer and its finished child spans.
+struct Recording {
+    tracer: Arc<Tracer>,
+    children: Mutex<Vec<SpanData>>,
 }
 
 /// A child span begun: its id and start.
@@ -302,7 +310,7 @@ pub struct Served<'a> {
 
 impl RequestTrace {
     pub fn sampled(&self) -> bool {
-        self.children.is_some()
+        self.recording.is_some()
     }
 
     /// The server span's id.
@@ -330,8 +338,9 @@ impl RequestTrace {
 
     /// Starts a child span, when the request is sampled.
     pub fn begin(&self) -> Option<Begun> {
-        self.sampled().then(|| Begun {
-            id: self.tracer.ids.new_span_id(),
+        let r = self.recording.as_ref()?;
+        Some(Begun {
+            id: r.tracer.ids.new_span_id(),
             start: SystemTime::now(),
         })
     }
@@ -402,10 +411,11 @@ impl RequestTrace {
         attributes: Vec<KeyValue>,
         failure: Option<String>,
     ) {
-        let Some(children) = &self.children else {
+        let Some(r) = &self.recording else {
             return;
         };
         let span = self.span_data(
+            &r.tracer,
             SpanContext::new(
                 self.span.trace_id(),
                 begun.id,
@@ -420,17 +430,18 @@ impl RequestTrace {
             attributes,
             failure.map_or(Status::Unset, Status::error),
         );
-        if let Ok(mut c) = children.lock() {
+        if let Ok(mut c) = r.children.lock() {
             c.push(span);
         }
     }
 
     /// Ends the server span and queues it with its children.
     pub fn finish(&self, s: Served<'_>) {
-        let Some(children) = &self.children else {
+        let Some(r) = &self.recording else {
             return;
         };
-        let mut spans = children
+        let mut spans = r
+            .children
             .lock()
             .map(|mut c| std::mem::take(&mut *c))
             .unwrap_or_default();
@@ -464,6 +475,7 @@ impl RequestTrace {
             Status::Unset
         };
         spans.push(self.span_data(
+            &r.tracer,
             self.span.clone(),
             self.parent.unwrap_or(SpanId::INVALID),
             self.parent.is_some(),
@@ -472,12 +484,13 @@ impl RequestTrace {
             attributes,
             status,
         ));
-        self.tracer.enqueue(spans);
+        r.tracer.enqueue(spans);
     }
 
     #[allow(clippy::too_many_arguments)]
     fn span_data(
         &self,
+        tracer: &Tracer,
         span_context: SpanContext,
         parent_span_id: SpanId,
         parent_span_is_remote: bool,
@@ -499,7 +512,7 @@ impl RequestTrace {
             events: SpanEvents::default(),
             links: SpanLinks::default(),
             status,
-            instrumentation_scope: self.tracer.scope.clone(),
+            instrumentation_scope: tracer.scope.clone(),
         }
     }
 }
