@@ -64,16 +64,19 @@ impl Collector {
         format!("http://{}/v1/traces", self.server.addr)
     }
 
+    /// What arrived so far: each span with its service name.
+    fn received(&self) -> Vec<(String, Span)> {
+        self.spans.lock().expect("lock").clone()
+    }
+
     /// The spans of `trace` (hex), once its server span arrived.
     async fn trace(&self, trace: &str) -> Vec<Span> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let spans: Vec<Span> = self
-                .spans
-                .lock()
-                .expect("lock")
-                .iter()
-                .map(|(_, s)| s.clone())
+                .received()
+                .into_iter()
+                .map(|(_, s)| s)
                 .filter(|s| hex(&s.trace_id) == trace)
                 .collect();
             if spans.iter().any(|s| s.kind == SpanKind::Server as i32) {
@@ -82,15 +85,17 @@ impl Collector {
             assert!(
                 Instant::now() < deadline,
                 "no server span of trace {trace}; got {} spans",
-                self.spans.lock().expect("lock").len()
+                self.received().len()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     fn trace_ids(&self) -> Vec<String> {
-        let spans = self.spans.lock().expect("lock");
-        spans.iter().map(|(_, s)| hex(&s.trace_id)).collect()
+        self.received()
+            .iter()
+            .map(|(_, s)| hex(&s.trace_id))
+            .collect()
     }
 }
 
@@ -283,13 +288,7 @@ plugins = [
             (trace.into(), hex(&span.span_id), "01".into())
         );
     }
-    let services: Vec<String> = collector
-        .spans
-        .lock()
-        .expect("lock")
-        .iter()
-        .map(|(s, _)| s.clone())
-        .collect();
+    let services: Vec<String> = collector.received().into_iter().map(|(s, _)| s).collect();
     assert!(services.iter().all(|s| s == "edge-gw"), "{services:?}");
 }
 

@@ -112,45 +112,41 @@ impl SetAside {
 /// The dotted key whose value holds `at` (`upstreams.api.connect_timeout`), to name it in a
 /// type error (serde's message names only the types).
 pub fn key_at(doc: &DeTable<'_>, at: &Range<usize>) -> Option<String> {
-    fn within(v: &DeValue<'_>, at: &Range<usize>, path: &mut Vec<String>) {
-        let entries: Box<dyn Iterator<Item = (Option<String>, Range<usize>, &DeValue<'_>)>> =
-            match v {
-                DeValue::Table(t) => Box::new(
-                    t.iter()
-                        .map(|(k, v)| (Some(k.get_ref().to_string()), v.span(), v.get_ref())),
-                ),
-                DeValue::Array(a) => Box::new(a.iter().map(|v| (None, v.span(), v.get_ref()))),
-                _ => return,
-            };
-        // A table's span is its header's: the entry that holds `at` is the last one that
-        // starts before it.
-        let mut best: Option<(Option<String>, &DeValue<'_>)> = None;
-        let mut best_start = 0;
-        for (key, span, value) in entries {
-            if span.start <= at.start && span.start >= best_start {
-                best_start = span.start;
-                best = Some((key, value));
-            }
-        }
-        if let Some((key, value)) = best {
-            path.extend(key);
-            within(value, at, path);
-        }
+    let (key, mut value) = holding(table_entries(doc), at)?;
+    let mut path: Vec<&str> = key.into_iter().collect();
+    loop {
+        let inner = match value {
+            DeValue::Table(t) => holding(table_entries(t), at),
+            DeValue::Array(a) => holding(a.iter().map(|v| (None, v.span().start, v.get_ref())), at),
+            _ => None,
+        };
+        let Some((key, v)) = inner else { break };
+        path.extend(key);
+        value = v;
     }
-    let mut path = Vec::new();
-    let mut best: Option<(String, &DeValue<'_>)> = None;
-    let mut best_start = 0;
-    for (k, v) in doc.iter() {
-        let start = v.span().start.min(k.span().start);
-        if start <= at.start && start >= best_start {
-            best_start = start;
-            best = Some((k.get_ref().to_string(), v.get_ref()));
-        }
-    }
-    let (key, value) = best?;
-    path.push(key);
-    within(value, at, &mut path);
     Some(path.join("."))
+}
+
+/// A table's entries as `(key, where it starts, value)`.
+fn table_entries<'a, 'i>(
+    t: &'a DeTable<'i>,
+) -> impl Iterator<Item = (Option<&'a str>, usize, &'a DeValue<'i>)> {
+    t.iter().map(|(k, v)| {
+        let start = v.span().start.min(k.span().start);
+        (Some(k.get_ref().as_ref()), start, v.get_ref())
+    })
+}
+
+/// The entry that holds `at`: the last one that starts before it (a table's span is its
+/// header's, so its keys follow it).
+fn holding<'a, 'i>(
+    entries: impl Iterator<Item = (Option<&'a str>, usize, &'a DeValue<'i>)>,
+    at: &Range<usize>,
+) -> Option<(Option<&'a str>, &'a DeValue<'i>)> {
+    entries
+        .filter(|(_, start, _)| *start <= at.start)
+        .max_by_key(|(_, start, _)| *start)
+        .map(|(key, _, value)| (key, value))
 }
 
 fn without<'i>(table: DeTable<'i>, key: &str) -> DeTable<'i> {

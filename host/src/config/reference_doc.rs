@@ -145,7 +145,6 @@ impl<'a> Walk<'a> {
             },
             "object" => match n.get("additionalProperties").filter(|a| a.is_object()) {
                 Some(v) => format!("table of {}", self.kind(v)),
-                None if n.get("properties").is_some() => "table".into(),
                 None => "table".into(),
             },
             other => other.into(),
@@ -348,14 +347,19 @@ fn config_md_lists_every_key_of_the_schema() {
         .unwrap_or("")
         .trim_end()
         .to_string();
-    let want = format!("{head}\n\n{}", reference());
+    up_to_date(&path, &text, &format!("{head}\n\n{}", reference()));
+}
+
+/// Asserts that `path` (read as `text`) is `want`; with `UPDATE_DOCS`, writes it instead.
+fn up_to_date(path: &std::path::Path, text: &str, want: &str) {
     if update() {
-        std::fs::write(&path, &want).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        std::fs::write(path, want).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         return;
     }
     assert!(
         text == want,
-        "docs/CONFIG.md's key reference is not the schema's: run UPDATE_DOCS=1 cargo test -p wasmgate --lib reference"
+        "{} is not made from the schema: run UPDATE_DOCS=1 cargo test -p wasmgate --lib reference",
+        path.display()
     );
 }
 
@@ -363,14 +367,8 @@ fn config_md_lists_every_key_of_the_schema() {
 fn the_schema_file_is_the_schema() {
     let path = docs().join("gateway.schema.json");
     let want = serde_json::to_string_pretty(&json_schema()).unwrap_or_default() + "\n";
-    if update() {
-        std::fs::write(&path, &want).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    }
     let text = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        text == want,
-        "docs/gateway.schema.json is not the schema: run UPDATE_DOCS=1 cargo test -p wasmgate --lib reference"
-    );
+    up_to_date(&path, &text, &want);
 }
 
 #[test]
